@@ -1,0 +1,62 @@
+# drops: build DROPS/L4 network-boot images, serve them, boot them.
+#
+#   make demo      build the tool and the selftest image, boot it in QEMU, show the verified modules
+#   make test      run every test (installs Debian packages first: needs root or sudo)
+#   make deps      install the Debian packages the project needs, only those missing
+#   make build     build the tools (SwiftPM) and the probe kernel (gcc -m32)
+#   make install   install the tools and profiles under PREFIX (default /usr/local)
+#   make clean     remove everything built
+
+PREFIX ?= /usr/local
+SWIFT ?= swift
+CONFIG ?= debug
+BIN = .build/$(CONFIG)
+PROBE_OUT := $(CURDIR)/build/probe
+
+# Debian packages: QEMU and its iPXE ROMs boot the images, gcc-multilib builds the probe
+# kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree.
+DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common make
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build probe test demo install uninstall clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+probe:
+	$(MAKE) -C Sources/ProbeKernel OUT=$(PROBE_OUT)
+
+build: probe
+	$(SWIFT) build -c $(CONFIG)
+
+test: deps build
+	$(MAKE) -C Sources/ProbeKernel OUT=$(PROBE_OUT) check
+	$(SWIFT) test -c $(CONFIG)
+
+demo: deps build
+	$(BIN)/drops-build profile selftest
+	$(BIN)/drops-build verify out/selftest
+	$(BIN)/drops-run selftest
+
+install: CONFIG = release
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/drops/profiles
+	install -m 755 $(BIN)/drops-build $(BIN)/drops-serve $(BIN)/drops-run $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 profiles/*.toml $(DESTDIR)$(PREFIX)/share/drops/profiles/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,drops-build drops-serve drops-run)
+	rm -rf $(DESTDIR)$(PREFIX)/share/drops
+
+clean:
+	rm -rf .build out build

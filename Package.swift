@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "drops",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "drops-build", targets: ["drops-build"]),
+        .executable(name: "drops-serve", targets: ["drops-serve"]),
+        .executable(name: "drops-run", targets: ["drops-run"]),
+        .library(name: "DropsModel", targets: ["DropsModel"]),
+        .library(name: "DropsImage", targets: ["DropsImage"]),
+        .library(name: "DropsQEMU", targets: ["DropsQEMU"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Value types, profile decoding and validation: no sockets, no processes.
+        .target(
+            name: "DropsModel",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        // Component inspection, boot-menu renderers and the atomic image-tree builder.
+        .target(
+            name: "DropsImage",
+            dependencies: [
+                "DropsModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // QEMU command lines, the process runner and the probe-report reader.
+        .target(
+            name: "DropsQEMU",
+            dependencies: [
+                "DropsModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // What the three commands share: exit codes, error lines, logging to stderr, JSON.
+        .target(
+            name: "DropsCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "drops-build",
+            dependencies: [
+                "DropsModel", "DropsImage", "DropsCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "drops-serve",
+            dependencies: ["DropsCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "drops-run",
+            dependencies: [
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "DropsModelTests", dependencies: ["DropsModel"]),
+        .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel"]),
+        .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DropsImage", "DropsModel", "DropsQEMU"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,62 @@
+import DropsModel
+import Foundation
+import Logging
+
+/// PXELINUX files copied from Debian's pxelinux and syslinux-common packages, so that the
+/// tree can boot chains too large for iPXE's own multiboot loader.
+public enum BootLoaderFiles {
+    /// Tree path and where Debian installs it.
+    public static let pxelinux: [(treePath: String, hostPath: String)] = [
+        ("lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0"),
+        ("ldlinux.c32", "/usr/lib/syslinux/modules/bios/ldlinux.c32"),
+        ("mboot.c32", "/usr/lib/syslinux/modules/bios/mboot.c32"),
+        ("libcom32.c32", "/usr/lib/syslinux/modules/bios/libcom32.c32"),
+    ]
+
+    /// Copies what is installed; returns the tree paths copied. All or nothing: a partial set
+    /// would only fail later on the target.
+    static func install(into root: String, logger: Logger) throws(ImageError) -> [String] {
+        let manager = FileManager.default
+        guard pxelinux.allSatisfy({ manager.fileExists(atPath: $0.hostPath) }) else {
+            logger.notice("PXELINUX files not installed (Debian packages pxelinux, syslinux-common): the tree has no PXELINUX boot path")
+            return []
+        }
+        for file in pxelinux {
+            guard let data = manager.contents(atPath: file.hostPath) else {
+                throw .unreadable(path: file.hostPath, reason: "no permission")
+            }
+            try writeFile(root + "/" + file.treePath, data)
+        }
+        return pxelinux.map(\.treePath)
+    }
+}
+
+/// Decides which boot paths can boot a tree and says why the others cannot.
+public enum BootPathAnalysis {
+    public static func paths(menu: BootMenu, supportFiles: [String]) -> [Manifest.BootPath] {
+        let hasPXELinux = BootLoaderFiles.pxelinux.allSatisfy { supportFiles.contains($0.treePath) }
+        let noPXELinux = "the PXELINUX files (Debian packages pxelinux and syslinux-common) were not installed when the tree was built"
+        var result: [Manifest.BootPath] = [
+            .init(name: "qemu-multiboot", entry: menu.firstStage.path, usable: true,
+                  reason: "QEMU's own loader (-kernel, -initrd) with bin/ as working directory gives every image `name args`"),
+        ]
+        if let problem = IPXEMultibootLimits.problem(with: menu) {
+            result.append(.init(name: "ipxe", entry: IPXEScript.fileName, usable: hasPXELinux,
+                                reason: hasPXELinux
+                                    ? "iPXE cannot load \(problem) itself, so boot.ipxe chains to PXELINUX"
+                                    : "iPXE cannot load \(problem) itself and \(noPXELinux)"))
+        } else {
+            result.append(.init(name: "ipxe", entry: IPXEScript.fileName, usable: true,
+                                reason: "within iPXE's multiboot limits (\(menu.modules.count) of \(IPXEMultibootLimits.maxModules) modules, \(menu.commandLineBytes) of \(IPXEMultibootLimits.maxCommandLineBytes) command-line bytes); images are named so the kernel sees `name args`"))
+        }
+        result.append(.init(name: "pxelinux", entry: "lpxelinux.0", usable: hasPXELinux,
+                            reason: hasPXELinux
+                                ? "mboot.c32 passes `bin/NAME args` (the path as the first word)"
+                                : noPXELinux))
+        result.append(.init(name: "grub2", entry: Grub2Config.fileName, usable: false,
+                            reason: "grub.cfg is written, but the tree has no GRUB 2 netboot image (made with grub-mknetdir) yet"))
+        result.append(.init(name: "grub-legacy", entry: GrubLegacyMenu.fileName, usable: false,
+                            reason: "menu.lst is written for a GRUB legacy netboot loader of your own (it passes `(nd)PATH args`); no such loader is shipped"))
+        return result
+    }
+}

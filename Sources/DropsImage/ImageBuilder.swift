@@ -1,0 +1,147 @@
+import DropsModel
+import Foundation
+import Logging
+
+/// The result of a build: where the tree is and what it holds.
+public struct BuildResult: Sendable {
+    public var directory: String
+    public var manifest: Manifest
+}
+
+/// Writes an image tree for a plan: components under bin/, the four boot menus and
+/// manifest.json. It builds into a hidden folder beside the target and swaps it in at the
+/// end, so a failed build leaves the previous tree untouched.
+public struct ImageBuilder: Sendable {
+    /// Files the L4 tftp file provider fetches must stay below this (it cannot pass block 65535).
+    public static let runtimeFileLimit = 65535 * 1432
+
+    public var logger: Logger
+
+    public init(logger: Logger = Logger(label: "drops.build")) {
+        self.logger = logger
+    }
+
+    /// Builds `plan` into `outputRoot/NAME` and returns the manifest written.
+    public func build(_ plan: BuildPlan, outputRoot: String) throws(ImageError) -> BuildResult {
+        let target = normalizePath(absolute(outputRoot) + "/" + plan.profileName)
+        let staging = TreeStaging(target: target)
+        try staging.create()
+        do {
+            let manifest = try write(plan, into: staging.temporary)
+            try staging.commit()
+            logger.info("wrote \(target)")
+            return BuildResult(directory: target, manifest: manifest)
+        } catch {
+            staging.discard()
+            throw error
+        }
+    }
+
+    func write(_ plan: BuildPlan, into root: String) throws(ImageError) -> Manifest {
+        try makeDirectory(root + "/bin")
+        let firstStage = try install(plan.firstStage, arch: plan.arch, root: root)
+        var modules: [Manifest.Module] = []
+        var runtimeFiles: [Manifest.Module] = []
+        for component in plan.modules {
+            let entry = try install(component, arch: plan.arch, root: root)
+            if component.delivery == .runtime {
+                guard entry.size < Self.runtimeFileLimit else {
+                    throw .ruleViolation(ModelError.runtimeFileTooLarge(module: component.name, size: entry.size, limit: Self.runtimeFileLimit).description)
+                }
+                runtimeFiles.append(entry)
+            } else {
+                modules.append(entry)
+            }
+        }
+
+        let menu = BootMenu(plan: plan)
+        let menus: [(String, String)] = [
+            (IPXEScript.fileName, IPXEScript.render(menu)),
+            (PXELinuxConfig.fileName, PXELinuxConfig.render(menu)),
+            (Grub2Config.fileName, Grub2Config.render(menu)),
+            (GrubLegacyMenu.fileName, GrubLegacyMenu.render(menu)),
+        ]
+        for (path, text) in menus {
+            try writeFile(root + "/" + path, Data(text.utf8))
+        }
+        let supportFiles = try BootLoaderFiles.install(into: root, logger: logger)
+
+        let manifest = Manifest(
+            format: 1, tool: "drops \(DropsVersion.current)",
+            profile: .init(name: plan.profileName, description: plan.description, api: plan.api,
+                           arch: plan.arch, sha256: Self.profileHash(plan)),
+            variables: plan.variables, firstStage: firstStage, modules: modules,
+            runtimeFiles: runtimeFiles,
+            bootPaths: BootPathAnalysis.paths(menu: menu, supportFiles: supportFiles),
+            milestones: plan.milestones, files: try TreeScanner.files(in: root))
+        let data: Data
+        do { data = try manifest.encoded() } catch {
+            throw .writeFailed(path: root + "/" + Manifest.fileName, reason: "\(error)")
+        }
+        try writeFile(root + "/" + Manifest.fileName, data)
+        return manifest
+    }
+
+    /// Copies (or generates) one component into bin/, inspecting it first.
+    func install(_ component: PlannedComponent, arch: Architecture, root: String) throws(ImageError) -> Manifest.Module {
+        let bytes: [UInt8]
+        let source: String
+        switch component.source {
+        case let .file(path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw .unreadable(path: path, reason: "no such file or no permission")
+            }
+            bytes = [UInt8](data)
+            source = path
+        case let .generated(text):
+            bytes = Array(text.utf8)
+            source = "generated"
+        }
+        let report = try ComponentInspector.inspect(bytes, component: component.name, path: source,
+                                                    inspection: component.inspection, arch: arch)
+        try writeFile(root + "/" + component.treePath, Data(bytes))
+        logger.debug("\(component.treePath): \(bytes.count) bytes, \(report.summary)")
+        return Manifest.Module(
+            name: component.name, role: component.role, delivery: component.delivery,
+            path: component.treePath, size: bytes.count, sha256: FileDigest.sha256(bytes),
+            cmdline: component.commandLine, source: source, inspection: report.summary,
+            modaddr: component.modaddr)
+    }
+
+    /// Hash of the profile texts in include order; paths are left out so the hash does not
+    /// depend on where the checkout lives.
+    static func profileHash(_ plan: BuildPlan) -> String {
+        var bytes: [UInt8] = []
+        for source in plan.sources {
+            bytes += Array(source.text.utf8)
+            bytes.append(0)
+        }
+        return FileDigest.sha256(bytes)
+    }
+
+    func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
+
+func makeDirectory(_ path: String) throws(ImageError) {
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+        throw .writeFailed(path: path, reason: error.localizedDescription)
+    }
+}
+
+func writeFile(_ path: String, _ data: Data) throws(ImageError) {
+    try makeDirectory(parentFolder(path))
+    do {
+        try data.write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw .writeFailed(path: path, reason: error.localizedDescription)
+    }
+}
+
+func parentFolder(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return String(path[..<slash])
+}

@@ -1,0 +1,95 @@
+import DropsModel
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A hidden folder beside the target tree that becomes the tree in one step. The swap uses
+/// renameat2(RENAME_EXCHANGE) where the kernel offers it, so readers (a running TFTP server)
+/// see either the old tree or the new one, never a mix.
+struct TreeStaging {
+    let target: String
+    let temporary: String
+
+    init(target: String) {
+        self.target = target
+        let parent = parentFolder(target)
+        let name = String(target.split(separator: "/").last ?? "tree")
+        temporary = "\(parent)/.\(name).partial-\(getpid())"
+    }
+
+    func create() throws(ImageError) {
+        try? FileManager.default.removeItem(atPath: temporary)
+        try makeDirectory(temporary)
+    }
+
+    func discard() {
+        try? FileManager.default.removeItem(atPath: temporary)
+    }
+
+    /// Moves the finished tree into place and removes the previous one.
+    func commit() throws(ImageError) {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: target) else {
+            guard rename(temporary, target) == 0 else {
+                throw .writeFailed(path: target, reason: String(cString: strerror(errno)))
+            }
+            return
+        }
+        if exchange(temporary, target) {
+            // The old tree now sits at the temporary name.
+            try? manager.removeItem(atPath: temporary)
+            return
+        }
+        let old = temporary + ".old"
+        try? manager.removeItem(atPath: old)
+        guard rename(target, old) == 0 else {
+            throw .writeFailed(path: target, reason: String(cString: strerror(errno)))
+        }
+        guard rename(temporary, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = rename(old, target)
+            throw .writeFailed(path: target, reason: reason)
+        }
+        try? manager.removeItem(atPath: old)
+    }
+
+    private func exchange(_ a: String, _ b: String) -> Bool {
+        #if os(Linux)
+        // glibc has renameat2 since 2.28 but Swift's Glibc module does not declare it.
+        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return false }
+        let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+        let renameExchange: UInt32 = 2
+        let result = a.withCString { pa in
+            b.withCString { pb in
+                renameat2(AT_FDCWD, pa, AT_FDCWD, pb, renameExchange)
+            }
+        }
+        return result == 0
+        #else
+        return false
+        #endif
+    }
+}
+
+/// Lists the files of a tree with their sizes and hashes, sorted, manifest excluded.
+public enum TreeScanner {
+    public static func files(in root: String) throws(ImageError) -> [Manifest.File] {
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else {
+            throw .unreadable(path: root, reason: "not a folder")
+        }
+        var paths: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory)
+            if !isDirectory.boolValue && relative != Manifest.fileName { paths.append(relative) }
+        }
+        var result: [Manifest.File] = []
+        for path in paths.sorted() {
+            let digest = try FileDigest.sha256(file: root + "/" + path)
+            result.append(Manifest.File(path: path, size: digest.size, sha256: digest.sha256))
+        }
+        return result
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// What the user adds on the command line to a profile.
+public struct PlanOptions: Sendable {
+    /// `--search-path` folders, searched first.
+    public var searchPath: [String] = []
+    /// `DROPS_SEARCH_PATH`, colon-separated, searched after `--search-path`.
+    public var environmentSearchPath: String?
+    /// `--set name=value`, overriding the profile's variables.
+    public var variables: [String: String] = [:]
+    /// `--server-ip`, the value of `${server_ip}`.
+    public var serverIP: String?
+
+    public init(searchPath: [String] = [], environmentSearchPath: String? = nil,
+                variables: [String: String] = [:], serverIP: String? = nil) {
+        self.searchPath = searchPath
+        self.environmentSearchPath = environmentSearchPath
+        self.variables = variables
+        self.serverIP = serverIP
+    }
+}
+
+/// Resolves a profile into a `BuildPlan`: finds each component's file, expands variables,
+/// and enforces the API's role and order rules.
+public enum Planner {
+    public static func plan(_ profile: Profile, options: PlanOptions) throws(ModelError) -> BuildPlan {
+        let folders = try searchFolders(profile: profile, options: options)
+        let scope = variableScope(profile: profile, options: options)
+
+        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders)
+        guard let firstStage else { throw .missingComponent(module: profile.loader.name, file: profile.loader.file ?? profile.loader.name, searched: folders) }
+        var modules: [PlannedComponent] = []
+        var omitted: [String] = []
+        for spec in profile.modules {
+            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders) {
+                modules.append(planned)
+            } else {
+                omitted.append(spec.name)
+            }
+        }
+        let plan = BuildPlan(
+            profileName: profile.name, description: profile.description, api: profile.api,
+            arch: profile.arch, variables: scope.values, firstStage: firstStage, modules: modules,
+            milestones: profile.milestones, searchPath: folders, omitted: omitted, sources: profile.sources)
+        try RuleChecker.check(plan)
+        return plan
+    }
+
+    /// `--search-path`, then `DROPS_SEARCH_PATH`, then the profiles' own folders; each must exist.
+    static func searchFolders(profile: Profile, options: PlanOptions) throws(ModelError) -> [String] {
+        let cwd = FileManager.default.currentDirectoryPath
+        var folders: [(String, String)] = options.searchPath.map { (absolutePath($0, relativeTo: cwd), "--search-path") }
+        if let environment = options.environmentSearchPath {
+            folders += environment.split(separator: ":").map { (absolutePath(String($0), relativeTo: cwd), "DROPS_SEARCH_PATH") }
+        }
+        folders += profile.searchPath.map { ($0, "profile \(profile.name) search_path") }
+        var result: [String] = []
+        for (folder, origin) in folders {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw .searchPathMissing(path: folder, origin: origin)
+            }
+            if !result.contains(folder) { result.append(folder) }
+        }
+        return result
+    }
+
+    /// Built-in defaults, then the profile's `[variables]`, then `--set`, then `--server-ip`.
+    static func variableScope(profile: Profile, options: PlanOptions) -> VariableScope {
+        var values = ["profile": profile.name, "tftp_prefix": "/\(profile.name)"]
+        for (name, variable) in profile.variables { values[name] = variable.value }
+        for (name, value) in options.variables { values[name] = value }
+        if let ip = options.serverIP { values["server_ip"] = ip }
+        return VariableScope(values)
+    }
+
+    static func expand(_ text: String, scope: VariableScope, spec: ModuleSpec, field: String) throws(ModelError) -> String {
+        switch scope.expand(text) {
+        case let .success(value):
+            return value
+        case let .failure(error):
+            let context = error.cycle.isEmpty
+                ? "\(field) of '\(spec.name)'"
+                : "\(field) of '\(spec.name)' (variables refer to each other: \(error.cycle.joined(separator: " -> ")))"
+            throw .undefinedVariable(spec.location, variable: error.name, context: context)
+        }
+    }
+
+    /// nil when an optional component's file is missing.
+    static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String]) throws(ModelError) -> PlannedComponent? {
+        let role = spec.role ?? .multiboot
+        let args = try expand(spec.args ?? "", scope: scope, spec: spec, field: "args")
+        let deliveryText = try expand(spec.delivery ?? "boot", scope: scope, spec: spec, field: "delivery")
+        guard let delivery = Delivery(rawValue: deliveryText) else {
+            throw .invalidValue(spec.location, key: "delivery", message: "'\(deliveryText)' is not one of: boot, runtime")
+        }
+        if isFirstStage && delivery != .boot {
+            throw .invalidValue(spec.location, key: "delivery", message: "the first stage is always loaded by the boot loader; remove delivery")
+        }
+        let source: ComponentSource
+        if let content = spec.content {
+            source = .generated(try expand(content, scope: scope, spec: spec, field: "content"))
+        } else {
+            let file = try expand(spec.file ?? spec.name, scope: scope, spec: spec, field: "file")
+            guard let path = locate(file, in: folders) else {
+                if spec.optional == true { return nil }
+                throw .missingComponent(module: spec.name, file: file, searched: folders)
+            }
+            source = .file(path)
+        }
+        let inspection = spec.inspect ?? (spec.content != nil ? .data : role.defaultInspection)
+        return PlannedComponent(name: spec.name, role: role, inspection: inspection, delivery: delivery,
+                                args: args, modaddr: spec.modaddr, source: source)
+    }
+
+    /// The first folder holding a regular file by that name wins.
+    public static func locate(_ file: String, in folders: [String]) -> String? {
+        for folder in folders {
+            let candidate = normalizePath(folder + "/" + file)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue {
+                return candidate
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,108 @@
+/// One component line of a profile: a first stage or a module, as written (before the
+/// include chain is merged and before variables are expanded). Optional fields stay nil
+/// when the profile does not set them, so an including profile can override field by field.
+public struct ModuleSpec: Sendable, Equatable {
+    /// Name in the tree (`bin/NAME`) and the first word of the command line the kernel sees.
+    public var name: String
+    public var role: Role?
+    /// File name to look for in the search path; defaults to `name`.
+    public var file: String?
+    /// Arguments after the name; may contain `${variables}`.
+    public var args: String?
+    /// A missing file leaves the module out instead of failing the build.
+    public var optional: Bool?
+    public var inspect: Inspection?
+    /// `boot` or `runtime`, possibly through a variable (`${ramdisk_delivery}`).
+    public var delivery: String?
+    /// GRUB legacy `modaddr` issued before this module (bootstrap/RMGR relocation address).
+    public var modaddr: String?
+    /// Text written into the tree instead of a file from the search path (config files).
+    public var content: String?
+    /// Where an including profile inserts a new module.
+    public var after: String?
+    public var before: String?
+    public var location: SourceLocation
+
+    public init(name: String, location: SourceLocation) {
+        self.name = name
+        self.location = location
+    }
+
+    /// Fields of `other` that are set replace this module's.
+    mutating func override(with other: ModuleSpec) {
+        if let v = other.role { role = v }
+        if let v = other.file { file = v }
+        if let v = other.args { args = v }
+        if let v = other.optional { optional = v }
+        if let v = other.inspect { inspect = v }
+        if let v = other.delivery { delivery = v }
+        if let v = other.modaddr { modaddr = v }
+        if let v = other.content { content = v }
+        location = other.location
+    }
+}
+
+/// A serial-console line that proves a stage booted, with its own time budget.
+public struct Milestone: Sendable, Equatable, Codable {
+    public var pattern: String
+    /// Seconds allowed since the previous milestone.
+    public var timeout: Double
+
+    public static let defaultTimeout: Double = 60
+
+    public init(pattern: String, timeout: Double = Milestone.defaultTimeout) {
+        self.pattern = pattern
+        self.timeout = timeout
+    }
+}
+
+/// A variable value and where it was defined.
+public struct Variable: Sendable, Equatable {
+    public var value: String
+    public var origin: String
+    public init(value: String, origin: String) {
+        self.value = value
+        self.origin = origin
+    }
+}
+
+/// One profile file as decoded, before includes are merged.
+public struct ProfileFile: Sendable {
+    public var path: String
+    public var text: String
+    public var description: String?
+    public var api: API?
+    public var arch: Architecture?
+    public var include: String?
+    public var searchPath: [String] = []
+    public var remove: [(name: String, location: SourceLocation)] = []
+    public var milestones: [Milestone]?
+    public var variables: [String: Variable] = [:]
+    public var loader: ModuleSpec?
+    public var modules: [ModuleSpec] = []
+    public var locator: TOMLKeyLocatorBox
+
+    /// Where a key path stands in this file (see `TOMLKeyLocator`).
+    public func location(_ keyPath: String) -> SourceLocation { locator.value.location(keyPath) }
+}
+
+/// Wraps the locator so `ProfileFile` can be public without exposing the scanner.
+public struct TOMLKeyLocatorBox: Sendable {
+    let value: TOMLKeyLocator
+}
+
+/// A profile with its include chain merged: what one bootable system is.
+public struct Profile: Sendable {
+    public var name: String
+    public var description: String
+    public var api: API
+    public var arch: Architecture
+    /// Folders from the profile files, absolute, in the order they are searched.
+    public var searchPath: [String]
+    public var milestones: [Milestone]
+    public var variables: [String: Variable]
+    public var loader: ModuleSpec
+    public var modules: [ModuleSpec]
+    /// The files this profile was made of, outermost first, with their text (hashed into the manifest).
+    public var sources: [(path: String, text: String)]
+}

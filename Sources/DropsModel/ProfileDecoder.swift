@@ -1,0 +1,202 @@
+/// Turns one profile file's text into a `ProfileFile`, checking every key and type and
+/// naming file:line:column for each problem.
+public enum ProfileDecoder {
+    static let topKeys = ["description", "api", "arch", "include", "search_path", "remove",
+                          "milestones", "variables", "loader", "module"]
+    static let moduleKeys = ["name", "role", "file", "args", "optional", "inspect", "delivery",
+                             "modaddr", "content", "after", "before"]
+
+    /// Decodes `text` read from `path`. Relative search-path folders are made absolute
+    /// against the profile's own folder, so a profile works from any working directory.
+    public static func decode(text: String, path: String) throws(ModelError) -> ProfileFile {
+        let locator = TOMLKeyLocator(file: path, text: text)
+        let root = try TOMLNode.parse(text, file: path)
+        var file = ProfileFile(path: path, text: text, locator: TOMLKeyLocatorBox(value: locator))
+        guard case let .table(entries) = root else { return file }
+        let directory = parentDirectory(of: path)
+
+        for (key, value) in entries {
+            let at = locator.location(key)
+            switch key {
+            case "description":
+                file.description = try string(value, key: key, at: at)
+            case "api":
+                file.api = try enumValue(value, key: key, at: at)
+            case "arch":
+                file.arch = try enumValue(value, key: key, at: at)
+            case "include":
+                file.include = try string(value, key: key, at: at)
+            case "search_path":
+                file.searchPath = try strings(value, key: key, at: at).map { absolutePath($0, relativeTo: directory) }
+            case "remove":
+                file.remove = try strings(value, key: key, at: at).map { ($0, at) }
+            case "milestones":
+                file.milestones = try milestones(value, at: at)
+            case "variables":
+                guard case let .table(vars) = value else {
+                    throw .invalidValue(at, key: key, message: "must be a table ([variables]), found \(value.typeName)")
+                }
+                for (name, v) in vars {
+                    let vAt = locator.location("variables.\(name)")
+                    let text: String
+                    switch v {
+                    case let .string(s): text = s
+                    case let .integer(i): text = String(i)
+                    case let .boolean(b): text = String(b)
+                    default:
+                        throw .invalidValue(vAt, key: "variables.\(name)", message: "must be a string, integer or boolean, found \(v.typeName)")
+                    }
+                    file.variables[name] = Variable(value: text, origin: vAt.description)
+                }
+            case "loader":
+                file.loader = try module(value, keyPath: "loader", locator: locator)
+            case "module":
+                guard case let .array(items) = value else {
+                    throw .invalidValue(at, key: key, message: "must be an array of tables ([[module]]), found \(value.typeName)")
+                }
+                for (index, item) in items.enumerated() {
+                    file.modules.append(try module(item, keyPath: "module.\(index)", locator: locator))
+                }
+            default:
+                throw .unknownKey(at, key: key, known: topKeys)
+            }
+        }
+        return file
+    }
+
+    static func module(_ node: TOMLNode, keyPath: String, locator: TOMLKeyLocator) throws(ModelError) -> ModuleSpec {
+        let at = locator.location(keyPath)
+        guard case let .table(entries) = node else {
+            throw .invalidValue(at, key: keyPath, message: "must be a table, found \(node.typeName)")
+        }
+        guard let nameNode = entries.first(where: { $0.key == "name" })?.value else {
+            throw .invalidValue(at, key: keyPath, message: "has no 'name'; every component needs one (it becomes bin/NAME)")
+        }
+        let name = try string(nameNode, key: "\(keyPath).name", at: locator.location("\(keyPath).name"))
+        try validateName(name, at: locator.location("\(keyPath).name"), key: "\(keyPath).name")
+        var spec = ModuleSpec(name: name, location: at)
+        for (key, value) in entries {
+            let fullKey = "\(keyPath).\(key)"
+            let kAt = locator.location(fullKey)
+            switch key {
+            case "name": break
+            case "role": spec.role = try enumValue(value, key: fullKey, at: kAt)
+            case "file": spec.file = try string(value, key: fullKey, at: kAt)
+            case "args": spec.args = try string(value, key: fullKey, at: kAt)
+            case "optional": spec.optional = try boolean(value, key: fullKey, at: kAt)
+            case "inspect": spec.inspect = try enumValue(value, key: fullKey, at: kAt)
+            case "delivery": spec.delivery = try string(value, key: fullKey, at: kAt)
+            case "modaddr":
+                let text = try string(value, key: fullKey, at: kAt)
+                guard parseAddress(text) != nil else {
+                    throw .invalidValue(kAt, key: fullKey, message: "'\(text)' is not an address; write it in hex like \"0x02000000\"")
+                }
+                spec.modaddr = text
+            case "content": spec.content = try string(value, key: fullKey, at: kAt)
+            case "after": spec.after = try string(value, key: fullKey, at: kAt)
+            case "before": spec.before = try string(value, key: fullKey, at: kAt)
+            default: throw .unknownKey(kAt, key: fullKey, known: moduleKeys)
+            }
+        }
+        return spec
+    }
+
+    /// Module names become file names and command-line words, so they must be plain.
+    static func validateName(_ name: String, at: SourceLocation, key: String) throws(ModelError) {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+")
+        guard !name.isEmpty, name != ".", name != "..", name.allSatisfy({ allowed.contains($0) }) else {
+            throw .invalidValue(at, key: key, message: "'\(name)' is not a usable module name; use letters, digits and . _ - + only")
+        }
+    }
+
+    static func milestones(_ node: TOMLNode, at: SourceLocation) throws(ModelError) -> [Milestone] {
+        guard case let .array(items) = node else {
+            throw .invalidValue(at, key: "milestones", message: "must be an array, found \(node.typeName)")
+        }
+        var result: [Milestone] = []
+        for item in items {
+            switch item {
+            case let .string(pattern):
+                result.append(Milestone(pattern: pattern))
+            case let .table(entries):
+                var milestone = Milestone(pattern: "")
+                for (key, value) in entries {
+                    switch (key, value) {
+                    case let ("pattern", .string(s)): milestone.pattern = s
+                    case let ("timeout", .integer(i)): milestone.timeout = Double(i)
+                    case let ("timeout", .float(d)): milestone.timeout = d
+                    default:
+                        throw .invalidValue(at, key: "milestones", message: "a milestone table takes pattern = \"text\" and timeout = seconds; '\(key)' is not understood")
+                    }
+                }
+                guard !milestone.pattern.isEmpty, milestone.timeout > 0 else {
+                    throw .invalidValue(at, key: "milestones", message: "each milestone needs a non-empty pattern and a positive timeout")
+                }
+                result.append(milestone)
+            default:
+                throw .invalidValue(at, key: "milestones", message: "each milestone is a string or { pattern = \"…\", timeout = seconds }, found \(item.typeName)")
+            }
+        }
+        return result
+    }
+
+    static func string(_ node: TOMLNode, key: String, at: SourceLocation) throws(ModelError) -> String {
+        guard case let .string(s) = node else {
+            throw .invalidValue(at, key: key, message: "must be a string, found \(node.typeName)")
+        }
+        return s
+    }
+
+    static func boolean(_ node: TOMLNode, key: String, at: SourceLocation) throws(ModelError) -> Bool {
+        guard case let .boolean(b) = node else {
+            throw .invalidValue(at, key: key, message: "must be true or false, found \(node.typeName)")
+        }
+        return b
+    }
+
+    static func strings(_ node: TOMLNode, key: String, at: SourceLocation) throws(ModelError) -> [String] {
+        guard case let .array(items) = node else {
+            throw .invalidValue(at, key: key, message: "must be an array of strings, found \(node.typeName)")
+        }
+        var result: [String] = []
+        for item in items { result.append(try string(item, key: key, at: at)) }
+        return result
+    }
+
+    static func enumValue<T: RawRepresentable & CaseIterable>(_ node: TOMLNode, key: String, at: SourceLocation) throws(ModelError) -> T where T.RawValue == String {
+        let text = try string(node, key: key, at: at)
+        guard let value = T(rawValue: text) else {
+            let known = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw .invalidValue(at, key: key, message: "'\(text)' is not one of: \(known)")
+        }
+        return value
+    }
+}
+
+/// Parses `0x…` hex or decimal addresses as menus write them.
+public func parseAddress(_ text: String) -> UInt64? {
+    let lower = text.lowercased()
+    if lower.hasPrefix("0x") { return UInt64(lower.dropFirst(2), radix: 16) }
+    return UInt64(lower)
+}
+
+func parentDirectory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+func absolutePath(_ path: String, relativeTo directory: String) -> String {
+    path.hasPrefix("/") ? path : normalizePath(directory + "/" + path)
+}
+
+/// Removes `.` and resolves `..` textually; used for folder names from profiles.
+public func normalizePath(_ path: String) -> String {
+    var parts: [Substring] = []
+    for part in path.split(separator: "/") {
+        if part == "." { continue }
+        if part == "..", let last = parts.last, last != ".." { parts.removeLast(); continue }
+        parts.append(part)
+    }
+    let joined = parts.joined(separator: "/")
+    return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
+}

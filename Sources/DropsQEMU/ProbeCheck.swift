@@ -1,0 +1,72 @@
+import DropsModel
+
+/// One row of the verified module table.
+public struct ProbeCheckRow: Sendable, Equatable {
+    public var index: Int
+    public var name: String
+    public var expected: Manifest.Module
+    public var reported: ProbeReport.Module?
+    public var problems: [String]
+    public var ok: Bool { problems.isEmpty }
+}
+
+/// Compares what the probe received with what the manifest promised: every module's size,
+/// SHA-256 and command line, and the first stage's command line.
+public struct ProbeCheck: Sendable {
+    public var rows: [ProbeCheckRow]
+    public var problems: [String]
+
+    public var ok: Bool { problems.isEmpty && rows.allSatisfy(\.ok) }
+
+    public init(manifest: Manifest, report: ProbeReport) {
+        var problems: [String] = []
+        if !report.isComplete {
+            problems.append("the probe did not finish its report (no DROPS-PROBE end line)")
+        }
+        if let error = report.error { problems.append("probe: \(error)") }
+        if report.magic != 0x2BAD_B002 {
+            problems.append("boot magic is \(report.magic.map { "0x" + String($0, radix: 16) } ?? "missing"), expected 0x2badb002")
+        }
+        if report.cmdline != manifest.firstStage.cmdline {
+            problems.append("first stage command line is \"\(report.cmdline ?? "")\", manifest says \"\(manifest.firstStage.cmdline)\"")
+        }
+        if let count = report.endCount, count != manifest.modules.count {
+            problems.append("the probe received \(count) modules, manifest lists \(manifest.modules.count)")
+        }
+        var rows: [ProbeCheckRow] = []
+        for (index, expected) in manifest.modules.enumerated() {
+            let reported = report.modules.first { $0.index == index }
+            var rowProblems: [String] = []
+            if let reported {
+                if reported.size != expected.size { rowProblems.append("size \(reported.size) != \(expected.size)") }
+                if reported.sha256 != expected.sha256 { rowProblems.append("sha256 differs") }
+                if reported.cmdline != expected.cmdline {
+                    rowProblems.append("cmdline \"\(reported.cmdline)\" != \"\(expected.cmdline)\"")
+                }
+            } else {
+                rowProblems.append("not reported by the probe")
+            }
+            rows.append(ProbeCheckRow(index: index, name: expected.name, expected: expected, reported: reported, problems: rowProblems))
+        }
+        self.rows = rows
+        self.problems = problems
+    }
+
+    /// A fixed-width table for people.
+    public func table() -> String {
+        var lines = [pad("#", 3) + pad("module", 14) + pad("role", 10) + pad("size", 10) + pad("sha256", 18) + "result  command line"]
+        for row in rows {
+            let result = row.ok ? "ok" : "FAIL"
+            lines.append(pad(String(row.index), 3) + pad(row.name, 14) + pad(row.expected.role.rawValue, 10)
+                         + pad(String(row.expected.size), 10) + pad(String(row.expected.sha256.prefix(16)), 18)
+                         + pad(result, 8) + row.expected.cmdline)
+            for problem in row.problems { lines.append("     ! \(problem)") }
+        }
+        for problem in problems { lines.append("! \(problem)") }
+        return lines.joined(separator: "\n")
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+}

@@ -1,0 +1,3 @@
+import DropsCLI
+
+CommandMain.run(DropsBuild.self)
