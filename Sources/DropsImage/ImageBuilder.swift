@@ -96,6 +96,8 @@ public struct ImageBuilder: Sendable {
         case let .generated(text):
             bytes = Array(text.utf8)
             source = "generated"
+        case let .missing(file):
+            throw .unreadable(path: file, reason: "component '\(component.name)' was not found in the search path")
         }
         let report = try ComponentInspector.inspect(bytes, component: component.name, path: source,
                                                     inspection: component.inspection, arch: arch)

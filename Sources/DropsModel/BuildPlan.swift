@@ -4,6 +4,8 @@ public enum ComponentSource: Sendable, Equatable {
     case file(String)
     /// Text generated from the profile (`content = …`), variables already expanded.
     case generated(String)
+    /// Not found; only in plans made with `PlanOptions.allowMissing` (for `show`).
+    case missing(file: String)
 }
 
 /// One component with everything decided: the file, the command line, how it is delivered.

@@ -41,9 +41,12 @@ public enum ModelError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .ruleViolation(profile, message):
             return "profile '\(profile)': \(message)"
         case let .missingComponent(module, file, searched):
-            let folders = searched.isEmpty ? "(the search path is empty)" : searched.joined(separator: ", ")
-            return "component '\(module)': no file '\(file)' in the search path; searched \(folders). "
-                + "Put the binary in one of them or add its folder with --search-path"
+            if searched.isEmpty {
+                return "component '\(module)': no file '\(file)' to be found, the search path is empty; "
+                    + "pass the folder with your binaries as --search-path DIR or in DROPS_SEARCH_PATH"
+            }
+            return "component '\(module)': no file '\(file)' in the search path; searched "
+                + searched.joined(separator: ", ") + ". Put the binary in one of them or add its folder with --search-path"
         case let .searchPathMissing(path, origin):
             return "search path folder \(path) (from \(origin)) does not exist; create it or fix the path"
         case let .runtimeFileTooLarge(module, size, limit):

@@ -10,13 +10,16 @@ public struct PlanOptions: Sendable {
     public var variables: [String: String] = [:]
     /// `--server-ip`, the value of `${server_ip}`.
     public var serverIP: String?
+    /// Plan components that are not found as `.missing` instead of failing (for `show`).
+    public var allowMissing = false
 
     public init(searchPath: [String] = [], environmentSearchPath: String? = nil,
-                variables: [String: String] = [:], serverIP: String? = nil) {
+                variables: [String: String] = [:], serverIP: String? = nil, allowMissing: Bool = false) {
         self.searchPath = searchPath
         self.environmentSearchPath = environmentSearchPath
         self.variables = variables
         self.serverIP = serverIP
+        self.allowMissing = allowMissing
     }
 }
 
@@ -27,12 +30,13 @@ public enum Planner {
         let folders = try searchFolders(profile: profile, options: options)
         let scope = variableScope(profile: profile, options: options)
 
-        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders)
+        let missing = options.allowMissing
+        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders, allowMissing: missing)
         guard let firstStage else { throw .missingComponent(module: profile.loader.name, file: profile.loader.file ?? profile.loader.name, searched: folders) }
         var modules: [PlannedComponent] = []
         var omitted: [String] = []
         for spec in profile.modules {
-            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders) {
+            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders, allowMissing: missing) {
                 modules.append(planned)
             } else {
                 omitted.append(spec.name)
@@ -87,7 +91,8 @@ public enum Planner {
     }
 
     /// nil when an optional component's file is missing.
-    static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String]) throws(ModelError) -> PlannedComponent? {
+    static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String],
+                     allowMissing: Bool) throws(ModelError) -> PlannedComponent? {
         let role = spec.role ?? .multiboot
         let args = try expand(spec.args ?? "", scope: scope, spec: spec, field: "args")
         let deliveryText = try expand(spec.delivery ?? "boot", scope: scope, spec: spec, field: "delivery")
@@ -102,11 +107,15 @@ public enum Planner {
             source = .generated(try expand(content, scope: scope, spec: spec, field: "content"))
         } else {
             let file = try expand(spec.file ?? spec.name, scope: scope, spec: spec, field: "file")
-            guard let path = locate(file, in: folders) else {
-                if spec.optional == true { return nil }
+            if let path = locate(file, in: folders) {
+                source = .file(path)
+            } else if spec.optional == true {
+                return nil
+            } else if allowMissing {
+                source = .missing(file: file)
+            } else {
                 throw .missingComponent(module: spec.name, file: file, searched: folders)
             }
-            source = .file(path)
         }
         let inspection = spec.inspect ?? (spec.content != nil ? .data : role.defaultInspection)
         return PlannedComponent(name: spec.name, role: role, inspection: inspection, delivery: delivery,

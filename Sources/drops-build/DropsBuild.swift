@@ -78,7 +78,7 @@ struct PlanArguments: ParsableArguments {
         }
     }
 
-    func plan() throws -> BuildPlan {
+    func plan(allowMissing: Bool = false) throws -> BuildPlan {
         do {
             let profile = try location.loader().load(self.profile)
             var values: [String: String] = [:]
@@ -89,7 +89,7 @@ struct PlanArguments: ParsableArguments {
             let options = PlanOptions(
                 searchPath: searchPath,
                 environmentSearchPath: ProcessInfo.processInfo.environment["DROPS_SEARCH_PATH"].flatMap { $0.isEmpty ? nil : $0 },
-                variables: values, serverIP: serverIP)
+                variables: values, serverIP: serverIP, allowMissing: allowMissing)
             return try Planner.plan(profile, options: options)
         } catch {
             throw CommandFailure(error.description)
@@ -155,7 +155,7 @@ struct ShowProfile: ParsableCommand {
 
     func run() throws {
         CommandMain.bootstrapLogging(output.logLevel)
-        let plan = try plan.plan()
+        let plan = try plan.plan(allowMissing: true)
         let components = [plan.firstStage] + plan.modules
         if output.json {
             try CommandMain.printJSON(PlanSummary(plan))
@@ -169,12 +169,17 @@ struct ShowProfile: ParsableCommand {
             switch component.source {
             case let .file(path): source = path
             case .generated: source = "(generated from the profile)"
+            case let .missing(file): source = "NOT FOUND: no '\(file)' in the search path"
             }
             let slot = component == plan.firstStage ? "first stage" : component.delivery == .boot ? "boot module" : "run time"
             print("- \(component.name) [\(component.role.rawValue), \(slot)] \(source)")
             print("    cmdline: \(component.commandLine)")
         }
         if !plan.omitted.isEmpty { print("left out (optional, not found): \(plan.omitted.joined(separator: ", "))") }
+        let missing = components.filter { if case .missing = $0.source { return true } else { return false } }
+        if !missing.isEmpty {
+            print("not found: \(missing.map(\.name).joined(separator: ", ")); add their folders with --search-path or DROPS_SEARCH_PATH before building")
+        }
         print("milestones: \(plan.milestones.map(\.pattern).joined(separator: " -> "))")
     }
 }
@@ -205,6 +210,7 @@ struct PlanSummary: Encodable {
             switch c.source {
             case let .file(path): source = path
             case .generated: source = "generated"
+            case .missing: source = "missing"
             }
             return Component(name: c.name, role: c.role.rawValue, delivery: c.delivery.rawValue, source: source, cmdline: c.commandLine)
         }
