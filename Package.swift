@@ -69,10 +69,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "DropsModelTests", dependencies: ["DropsModel"]),
-        .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel"]),
+        // Synthetic binaries and temporary folders shared by the test targets.
+        .target(name: "DropsTestSupport", path: "Tests/DropsTestSupport"),
+        .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
+        .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DropsImage", "DropsModel", "DropsQEMU"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DropsImage", "DropsModel", "DropsQEMU", "DropsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

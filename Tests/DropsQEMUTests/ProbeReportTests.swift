@@ -1,0 +1,138 @@
+import DropsModel
+import Testing
+
+@testable import DropsQEMU
+
+@Suite struct ProbeReportTests {
+    let transcript = """
+        SeaBIOS (version 1.16.2-debian-1.16.2-1)\r
+        DROPS-PROBE hello version=1\r
+        DROPS-PROBE boot magic=0x2badb002 flags=0x0000024f cmdline="probe -serial"\r
+        DROPS-PROBE loader name="GRUB 2.06"\r
+        DROPS-PROBE mem lower=639 upper=129920\r
+        DROPS-PROBE module 0 start=0x00106000 size=5 sha256=aa cmdline="sigma0 -v"\r
+        DROPS-PROBE module 1 start=0x00107000 size=7 sha256=bb cmdline="roottask task modname \\"names\\" a\\\\b \\x09tab \\xc3\\xa9"\r
+        DROPS-PROBE end modules=2\r
+
+        """
+
+    @Test func parsesEveryLine() {
+        let report = ProbeReport.parse(transcript)
+        #expect(report.started)
+        #expect(report.magic == 0x2BAD_B002)
+        #expect(report.flags == 0x24F)
+        #expect(report.cmdline == "probe -serial")
+        #expect(report.loaderName == "GRUB 2.06")
+        #expect(report.memLower == 639 && report.memUpper == 129920)
+        #expect(report.modules.count == 2)
+        #expect(report.modules[0] == ProbeReport.Module(index: 0, start: 0x106000, size: 5, sha256: "aa", cmdline: "sigma0 -v"))
+        #expect(report.endCount == 2)
+        #expect(report.isComplete)
+    }
+
+    @Test func unescapesQuotesBackslashesAndBytes() {
+        let report = ProbeReport.parse(transcript)
+        #expect(report.modules[1].cmdline == "roottask task modname \"names\" a\\b \ttab é")
+    }
+
+    @Test func incompleteReportIsNotComplete() {
+        let cut = transcript.components(separatedBy: "DROPS-PROBE module 1")[0]
+        let report = ProbeReport.parse(cut)
+        #expect(!report.isComplete)
+        #expect(report.modules.count == 1)
+    }
+
+    @Test func errorLineIsKept() {
+        let report = ProbeReport.parse("DROPS-PROBE hello version=1\nDROPS-PROBE boot magic=0x12345678 error=\"not loaded by a multiboot loader\"\n")
+        #expect(report.magic == 0x1234_5678)
+        #expect(report.error == "not loaded by a multiboot loader")
+        #expect(report.isComplete)
+    }
+
+    @Test func linesWithOtherTextAroundTheMarkerStillCount() {
+        let report = ProbeReport.parse("noise DROPS-PROBE end modules=0\n")
+        #expect(report.endCount == 0)
+    }
+}
+
+@Suite struct ProbeCheckTests {
+    func manifest() -> Manifest {
+        func module(_ name: String, _ size: Int, _ sha: String, _ cmdline: String) -> Manifest.Module {
+            Manifest.Module(name: name, role: .server, delivery: .boot, path: "bin/\(name)", size: size, sha256: sha,
+                            cmdline: cmdline, source: "generated", inspection: "data", modaddr: nil)
+        }
+        return Manifest(
+            format: 1, tool: "drops test",
+            profile: .init(name: "t", description: "", api: .multiboot, arch: .ia32, sha256: ""),
+            variables: [:], firstStage: module("probe", 10, "00", "probe -serial"),
+            modules: [module("sigma0", 5, "aa", "sigma0 -v"), module("roottask", 7, "bb", "roottask x")],
+            runtimeFiles: [], bootPaths: [], milestones: [], files: [])
+    }
+
+    let good = """
+        DROPS-PROBE hello version=1
+        DROPS-PROBE boot magic=0x2badb002 flags=0x0000024f cmdline="probe -serial"
+        DROPS-PROBE module 0 start=0x00106000 size=5 sha256=aa cmdline="sigma0 -v"
+        DROPS-PROBE module 1 start=0x00107000 size=7 sha256=bb cmdline="roottask x"
+        DROPS-PROBE end modules=2
+        """
+
+    @Test func matchingReportPasses() {
+        let check = ProbeCheck(manifest: manifest(), report: ProbeReport.parse(good))
+        #expect(check.ok)
+        #expect(check.rows.count == 2)
+        #expect(check.table().contains("roottask"))
+    }
+
+    @Test func eachKindOfMismatchIsNamed() {
+        let bad = good
+            .replacingOccurrences(of: "size=5", with: "size=6")
+            .replacingOccurrences(of: "sha256=bb", with: "sha256=cc")
+            .replacingOccurrences(of: "cmdline=\"probe -serial\"", with: "cmdline=\"bin/probe -serial\"")
+        let check = ProbeCheck(manifest: manifest(), report: ProbeReport.parse(bad))
+        #expect(!check.ok)
+        #expect(check.rows[0].problems == ["size 6 != 5"])
+        #expect(check.rows[1].problems == ["sha256 differs"])
+        #expect(check.problems.contains { $0.contains("first stage command line") })
+    }
+
+    @Test func missingModulesAndWrongCountFail() {
+        let lines = good.split(separator: "\n").filter { !$0.contains("module 1") }.joined(separator: "\n")
+            .replacingOccurrences(of: "modules=2", with: "modules=1")
+        let check = ProbeCheck(manifest: manifest(), report: ProbeReport.parse(lines))
+        #expect(!check.ok)
+        #expect(check.rows[1].problems == ["not reported by the probe"])
+        #expect(check.problems.contains { $0.contains("received 1 modules") })
+    }
+
+    @Test func anUnfinishedReportFails() {
+        let check = ProbeCheck(manifest: manifest(), report: ProbeReport.parse("DROPS-PROBE hello version=1\n"))
+        #expect(!check.ok)
+    }
+}
+
+@Suite struct QEMUCommandTests {
+    @Test func multibootCommandRunsInBinWithPlainNames() {
+        let module = Manifest.Module(name: "roottask", role: .roottask, delivery: .boot, path: "bin/roottask", size: 3 << 20,
+                                     sha256: "", cmdline: "roottask a,b", source: "", inspection: "", modaddr: nil)
+        let sigma0 = Manifest.Module(name: "sigma0", role: .sigma0, delivery: .boot, path: "bin/sigma0", size: 100,
+                                     sha256: "", cmdline: "sigma0", source: "", inspection: "", modaddr: nil)
+        let first = Manifest.Module(name: "probe", role: .bootstrap, delivery: .boot, path: "bin/probe", size: 100,
+                                    sha256: "", cmdline: "probe -serial", source: "", inspection: "", modaddr: nil)
+        let manifest = Manifest(format: 1, tool: "", profile: .init(name: "t", description: "", api: .l4env, arch: .ia32, sha256: ""),
+                                variables: [:], firstStage: first, modules: [sigma0, module], runtimeFiles: [], bootPaths: [],
+                                milestones: [], files: [])
+        let command = QEMUCommand.multiboot(manifest: manifest, treeDirectory: "/t/out/x")
+        #expect(command.executable == "qemu-system-i386")
+        #expect(command.workingDirectory == "/t/out/x/bin")
+        let args = command.arguments
+        #expect(args[args.firstIndex(of: "-kernel")! + 1] == "probe")
+        #expect(args[args.firstIndex(of: "-append")! + 1] == "-serial")
+        // A comma inside a command line is doubled, items are separated by single commas.
+        #expect(args[args.firstIndex(of: "-initrd")! + 1] == "sigma0,roottask a,,b")
+        #expect(args.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"))
+        #expect(!args.contains("-enable-kvm"))
+        // Twice the 3 MiB of modules plus 64, rounded up to 64 MiB, at least 128.
+        #expect(args[args.firstIndex(of: "-m")! + 1] == "128")
+    }
+}

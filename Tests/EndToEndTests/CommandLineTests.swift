@@ -1,0 +1,198 @@
+import DropsModel
+import DropsTestSupport
+import Foundation
+import Testing
+
+/// Runs the built executables the way a person does and checks exit status, the one-line
+/// error, and that a failed build leaves the output tree alone.
+@Suite struct CommandLineTests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func executable(_ name: String) -> String? {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        for folder in [testBinary, Repository.root + "/.build/debug", Repository.root + "/.build/release"] {
+            if FileManager.default.isExecutableFile(atPath: "\(folder)/\(name)") { return "\(folder)/\(name)" }
+        }
+        return nil
+    }
+
+    func run(_ name: String, _ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Run {
+        let path = try #require(Self.executable(name), "build the tools first (make build)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env["DROPS_SEARCH_PATH"] = nil
+        env["DROPS_PROFILES_DIR"] = nil
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A work folder with profiles/, fake components and an existing out/NAME tree with a marker.
+    func workspace() -> (TemporaryDirectory, String) {
+        let work = TemporaryDirectory("drops-cli")
+        let components = Repository.fakeComponents(in: work)
+        try? FileManager.default.createDirectory(atPath: work.path + "/profiles", withIntermediateDirectories: true)
+        for name in ["v2", "l4env"] {
+            try? FileManager.default.copyItem(atPath: "\(Repository.profiles)/\(name).toml", toPath: "\(work.path)/profiles/\(name).toml")
+        }
+        work.write("out/v2/marker", text: "the old tree\n")
+        return (work, components)
+    }
+
+    func expectOneLineFailure(_ run: Run, mentioning words: [String], sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        #expect(run.status == 1, "stderr: \(run.stderr)", sourceLocation: sourceLocation)
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "expected one line, got: \(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.hasPrefix("drops-build: error: "), sourceLocation: sourceLocation)
+        for word in words {
+            #expect(run.stderr.contains(word), "missing '\(word)' in: \(run.stderr)", sourceLocation: sourceLocation)
+        }
+    }
+
+    func expectOldTreeUntouched(_ work: TemporaryDirectory, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: work.path + "/out/v2")) ?? []
+        #expect(entries == ["marker"], sourceLocation: sourceLocation)
+        let hidden = ((try? FileManager.default.contentsOfDirectory(atPath: work.path + "/out")) ?? []).filter { $0.hasPrefix(".") }
+        #expect(hidden.isEmpty, "leftover staging folders: \(hidden)", sourceLocation: sourceLocation)
+    }
+
+    @Test func buildsAndReplacesTheOldTree() throws {
+        let (work, components) = workspace()
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components, "--json"], in: work.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        struct Summary: Decodable { var directory: String; var manifest: Manifest }
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(result.stdout.utf8))
+        #expect(summary.manifest.profile.name == "v2")
+        #expect(summary.manifest.modules.map(\.name) == ["fiasco", "sigma0", "l4linux", "ramdisk.img"])
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/out/v2/marker"))
+        let verify = try run("drops-build", ["verify", "out/v2"], in: work.path)
+        #expect(verify.status == 0)
+        #expect(verify.stdout.contains("match the manifest"))
+    }
+
+    @Test func unknownProfileListsKnownOnes() throws {
+        let (work, components) = workspace()
+        let result = try run("drops-build", ["profile", "l4emv", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["'l4emv'", "known profiles: l4env, v2"])
+    }
+
+    @Test func tomlErrorGivesFileLineColumn() throws {
+        let (work, components) = workspace()
+        work.write("profiles/v2.toml", text: "api = \"v2\"\n[loader]\nname = \"rmgr\"\nrole = \n")
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["profiles/v2.toml:4:", "TOML"])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func wrongValueNamesTheKey() throws {
+        let (work, components) = workspace()
+        work.write("profiles/v2.toml", text: "api = \"v2\"\n[loader]\nname = \"rmgr\"\nrole = \"rmgr\"\n[[module]]\nname = \"fiasco\"\nrole = \"kernal\"\n")
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["v2.toml:7:1", "module.0.role", "'kernal'"])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func missingComponentNamesItAndTheFolders() throws {
+        let (work, components) = workspace()
+        try FileManager.default.removeItem(atPath: components + "/sigma0")
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["component 'sigma0'", components])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func duplicateModuleNamesFail() throws {
+        let (work, components) = workspace()
+        work.write("profiles/v2.toml", text: "api = \"v2\"\n[loader]\nname = \"rmgr\"\nrole = \"rmgr\"\n[[module]]\nname = \"fiasco\"\nrole = \"kernel\"\n[[module]]\nname = \"fiasco\"\nrole = \"sigma0\"\n")
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["v2.toml:8", "'fiasco' is used twice"])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func searchPathThatDoesNotExistFails() throws {
+        let (work, _) = workspace()
+        let result = try run("drops-build", ["profile", "v2", "--search-path", "/nonexistent/drops-bin"], in: work.path)
+        expectOneLineFailure(result, mentioning: ["/nonexistent/drops-bin", "--search-path", "does not exist"])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func variableWithNoValueFails() throws {
+        let (work, components) = workspace()
+        work.write("profiles/v2.toml", text: "api = \"v2\"\n[loader]\nname = \"rmgr\"\nrole = \"rmgr\"\nargs = \"-sigma0 ${rmgr_opts}\"\n[[module]]\nname = \"fiasco\"\nrole = \"kernel\"\n[[module]]\nname = \"sigma0\"\nrole = \"sigma0\"\n")
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["${rmgr_opts}", "--set rmgr_opts=VALUE"])
+        expectOldTreeUntouched(work)
+        let fixed = try run("drops-build", ["profile", "v2", "--search-path", components, "--set", "rmgr_opts=-verbose"], in: work.path)
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+    }
+
+    @Test func wrongBinaryIsRefusedBeforeAnythingIsWritten() throws {
+        let (work, components) = workspace()
+        work.write("components/fiasco", SyntheticBinary.elf(elfClass: 2, machine: 62))
+        let result = try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path)
+        expectOneLineFailure(result, mentioning: ["'fiasco'", "ELF64 x86-64", "ELF32 i386"])
+        expectOldTreeUntouched(work)
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        let (work, _) = workspace()
+        #expect(try run("drops-build", ["profile"], in: work.path).status == 2)
+        #expect(try run("drops-build", ["profile", "v2", "--set", "novalue"], in: work.path).status == 2)
+        #expect(try run("drops-build", ["frobnicate"], in: work.path).status == 2)
+        #expect(try run("drops-run", ["x", "--timeout", "-1"], in: work.path).status == 2)
+    }
+
+    @Test func helpIsThereForEveryCommand() throws {
+        let (work, _) = workspace()
+        for (tool, args) in [("drops-build", ["--help"]), ("drops-build", ["profile", "--help"]), ("drops-run", ["--help"]), ("drops-serve", ["--help"])] {
+            let result = try run(tool, args, in: work.path)
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("USAGE"))
+        }
+    }
+
+    @Test func listShowsEveryProfileWithItsAPI() throws {
+        let (work, _) = workspace()
+        let result = try run("drops-build", ["list"], in: work.path)
+        #expect(result.status == 0)
+        #expect(result.stdout.split(separator: "\n").map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == ["l4env l4env", "v2 v2"])
+    }
+
+    @Test func verifyNamesEveryDifference() throws {
+        let (work, components) = workspace()
+        #expect(try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path).status == 0)
+        work.write("out/v2/bin/sigma0", text: "changed")
+        try FileManager.default.removeItem(atPath: work.path + "/out/v2/menu.lst")
+        let result = try run("drops-build", ["verify", "out/v2", "--json"], in: work.path)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("changed: bin/sigma0"))
+        #expect(result.stdout.contains("missing: menu.lst"))
+    }
+
+    @Test func runDryRunPrintsTheQEMUCommand() throws {
+        let (work, components) = workspace()
+        #expect(try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path).status == 0)
+        let result = try run("drops-run", ["v2", "--dry-run"], in: work.path)
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("qemu-system-i386"))
+        #expect(result.stdout.contains("-kernel rmgr"))
+        let missing = try run("drops-run", ["nosuch"], in: work.path)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("out/nosuch"))
+    }
+}
