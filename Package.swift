@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Value types, profile decoding and validation: no sockets, no processes.
@@ -30,6 +31,16 @@ let package = Package(
             dependencies: [
                 "DropsModel",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The TFTP server: pure packet codec and transfer state machines, SwiftNIO sockets.
+        .target(
+            name: "DropsTFTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -59,7 +70,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "drops-serve",
-            dependencies: ["DropsCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "DropsCLI", "DropsTFTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "drops-run",
@@ -74,6 +91,7 @@ let package = Package(
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
+        .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DropsImage", "DropsModel", "DropsQEMU", "DropsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

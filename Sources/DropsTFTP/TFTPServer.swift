@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the server needs to know.
+public struct TFTPServerConfiguration: Sendable {
+    public var root: String
+    public var stripPrefixes: [String] = []
+    public var host = "0.0.0.0"
+    public var port = 69
+    public var limits = TFTPLimits()
+    /// Where write requests may create files; nil refuses every write.
+    public var uploadDirectory: String?
+    /// Log each transfer as JSON instead of text.
+    public var jsonLog = false
+
+    public init(root: String) {
+        self.root = root
+    }
+}
+
+/// Errors starting the server.
+public enum TFTPServerError: Error, Sendable, CustomStringConvertible {
+    case rootMissing(String)
+    case bindFailed(host: String, port: Int, reason: String)
+    case uploadDirectoryMissing(String)
+
+    public var description: String {
+        switch self {
+        case let .rootMissing(root):
+            return "the served root \(root) does not exist; build an image first (drops-build profile NAME) or pass --root"
+        case let .bindFailed(host, port, reason):
+            let hint = port < 1024 && geteuid() != 0
+                ? " Ports below 1024 need root: use a high port (--port 6969) or systemd socket activation (services/drops-tftp.socket)."
+                : ""
+            return "cannot listen on \(host):\(port): \(reason).\(hint)"
+        case let .uploadDirectoryMissing(path):
+            return "upload folder \(path) does not exist; create it or drop --upload-dir"
+        }
+    }
+}
+
+/// The TFTP server: one listening socket for requests, one ephemeral socket (TID) per
+/// transfer, each driving a `ReadTransfer` or `WriteTransfer` state machine.
+public final class TFTPServer: Sendable {
+    public let configuration: TFTPServerConfiguration
+    let resolver: PathResolver
+    let logger: Logger
+    let group: EventLoopGroup
+    let state = NIOLockedValueBox(ServerState())
+
+    struct ServerState {
+        var listener: Channel?
+        var active = 0
+        var accepting = true
+        var finished: [TransferRecord] = []
+        var idleWaiters: [EventLoopPromise<Void>] = []
+    }
+
+    public init(configuration: TFTPServerConfiguration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.tftp")) throws(TFTPServerError) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        do {
+            resolver = try PathResolver(root: configuration.root, stripPrefixes: configuration.stripPrefixes)
+        } catch {
+            throw .rootMissing(configuration.root)
+        }
+        if let upload = configuration.uploadDirectory {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: upload, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw .uploadDirectoryMissing(upload)
+            }
+        }
+    }
+
+    /// Binds the request socket and returns the address it listens on (useful with port 0).
+    public func start() throws(TFTPServerError) -> SocketAddress {
+        do {
+            let channel = try bootstrap().bind(host: configuration.host, port: configuration.port).wait()
+            return register(channel)
+        } catch {
+            throw .bindFailed(host: configuration.host, port: configuration.port, reason: "\(error)")
+        }
+    }
+
+    /// Serves on an already bound socket, as systemd socket activation hands it over.
+    public func start(boundDescriptor descriptor: CInt) throws(TFTPServerError) -> SocketAddress {
+        do {
+            let channel = try bootstrap().withBoundSocket(descriptor).wait()
+            return register(channel)
+        } catch {
+            throw .bindFailed(host: "socket \(descriptor)", port: 0, reason: "\(error)")
+        }
+    }
+
+    private func bootstrap() -> DatagramBootstrap {
+        DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(server: self))
+                }
+            }
+    }
+
+    private func register(_ channel: Channel) -> SocketAddress {
+        state.withLockedValue { $0.listener = channel }
+        let address = channel.localAddress!
+        logger.notice("serving \(resolver.realRoot) over TFTP on \(address)")
+        return address
+    }
+
+    /// Transfers that have not finished yet.
+    public var activeTransfers: Int { state.withLockedValue { $0.active } }
+
+    /// Records of the transfers finished so far (most recent last), for tests and benchmarks.
+    public var finishedTransfers: [TransferRecord] { state.withLockedValue { $0.finished } }
+
+    /// Stops taking requests, lets running transfers finish for up to `grace`, then returns.
+    public func shutdown(grace: TimeAmount) {
+        let (listener, active) = state.withLockedValue { value -> (Channel?, Int) in
+            value.accepting = false
+            let listener = value.listener
+            value.listener = nil
+            return (listener, value.active)
+        }
+        try? listener?.close().wait()
+        if active > 0 {
+            logger.notice("waiting up to \(grace.nanoseconds / 1_000_000_000) s for \(active) transfer(s) to finish")
+            let promise = group.next().makePromise(of: Void.self)
+            state.withLockedValue { $0.idleWaiters.append(promise) }
+            let timeout = group.next().scheduleTask(in: grace) { promise.succeed(()) }
+            if activeTransfers == 0 { promise.succeed(()) }
+            try? promise.futureResult.wait()
+            timeout.cancel()
+        }
+    }
+
+    // MARK: - bookkeeping used by the handlers
+
+    func transferStarted() -> Bool {
+        state.withLockedValue { value in
+            guard value.accepting else { return false }
+            value.active += 1
+            return true
+        }
+    }
+
+    func transferFinished(_ record: TransferRecord) {
+        let waiters = state.withLockedValue { value -> [EventLoopPromise<Void>] in
+            value.active -= 1
+            value.finished.append(record)
+            if value.finished.count > 10_000 { value.finished.removeFirst(value.finished.count - 10_000) }
+            guard value.active == 0 else { return [] }
+            let waiters = value.idleWaiters
+            value.idleWaiters = []
+            return waiters
+        }
+        let line = configuration.jsonLog ? record.json : record.text
+        if record.outcome == "ok" { logger.info("\(line)") } else { logger.warning("\(line)") }
+        for waiter in waiters { waiter.succeed(()) }
+    }
+}
+
+/// Reads requests on the well-known port and starts a transfer channel for each.
+final class RequestHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let server: TFTPServer
+
+    init(server: TFTPServer) {
+        self.server = server
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let bytes = envelope.data.readableBytesView
+        let client = envelope.remoteAddress
+        let request: TFTPPacket
+        do {
+            request = try TFTPPacket.decode(bytes)
+        } catch {
+            server.logger.warning("malformed request from \(client): \(error)")
+            reply(context: context, to: client, .error(code: .illegalOperation, message: "malformed request: \(error)"))
+            return
+        }
+        switch request {
+        case .readRequest, .writeRequest:
+            guard server.transferStarted() else { return }
+            startTransfer(context: context, request: request, client: client)
+        default:
+            // Stray DATA/ACK to the request port: no transfer owns it (RFC 1350: unknown TID).
+            reply(context: context, to: client, .error(code: .unknownTransferID, message: "no transfer on this port; send a read or write request"))
+        }
+    }
+
+    private func reply(context: ChannelHandlerContext, to client: SocketAddress, _ packet: TFTPPacket) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        buffer.writeBytes(packet.encoded())
+        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+    }
+
+    private func startTransfer(context: ChannelHandlerContext, request: TFTPPacket, client: SocketAddress) {
+        let server = self.server
+        let localHost = context.channel.localAddress?.ipAddress ?? server.configuration.host
+        DatagramBootstrap(group: context.eventLoop)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536 + 64))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TransferHandler(server: server, request: request, client: client))
+                }
+            }
+            .bind(host: localHost, port: 0)
+            .whenFailure { error in
+                server.transferFinished(TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
+                                                       seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
+            }
+    }
+}

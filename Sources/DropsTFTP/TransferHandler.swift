@@ -1,0 +1,247 @@
+import Foundation
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drives one transfer on its own ephemeral socket: turns datagrams into events for the
+/// state machine and its actions into datagrams, file reads and writes, and timers.
+final class TransferHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    enum Machine {
+        case read(ReadTransfer)
+        case write(WriteTransfer)
+    }
+
+    let server: TFTPServer
+    let request: TFTPPacket
+    let client: SocketAddress
+
+    private var machine: Machine?
+    private var source: FileSource?
+    private var upload: (descriptor: CInt, path: String)?
+    private var timer: Scheduled<Void>?
+    private var started: UInt64 = 0
+    private var file = ""
+    private var direction = "read"
+    private var optionsSummary = "none"
+    private var finished = false
+
+    init(server: TFTPServer, request: TFTPPacket, client: SocketAddress) {
+        self.server = server
+        self.request = request
+        self.client = client
+    }
+
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    func channelActive(context: ChannelHandlerContext) {
+        started = Self.now()
+        let limits = server.configuration.limits
+        switch request {
+        case let .readRequest(name, mode, options):
+            file = name
+            do {
+                let path = try server.resolver.resolveForReading(name)
+                let source = try FileSource(path: path, netascii: mode == .netascii)
+                self.source = source
+                let negotiated = NegotiatedOptions.negotiate(options, transferSize: source.size, limits: limits)
+                optionsSummary = negotiated.summary
+                machine = .read(ReadTransfer(size: source.size, options: negotiated, maxRetries: limits.maxRetries))
+            } catch {
+                refuse(context: context, error)
+                return
+            }
+        case let .writeRequest(name, mode, options):
+            direction = "write"
+            file = name
+            do {
+                let path = try uploadPath(for: name, mode: mode)
+                var negotiated = NegotiatedOptions.negotiate(options, transferSize: nil, limits: limits)
+                // Uploads are acknowledged block by block; a window is not offered.
+                negotiated.windowSize = 1
+                negotiated.acknowledged.removeAll { $0.name.lowercased() == "windowsize" }
+                if let announced = negotiated.acknowledged.first(where: { $0.name.lowercased() == "tsize" }).flatMap({ Int($0.value) }),
+                   announced > limits.maxUploadSize {
+                    throw Refusal(.diskFull, "upload of \(announced) bytes is larger than the limit of \(limits.maxUploadSize)")
+                }
+                let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+                guard descriptor >= 0 else {
+                    throw errno == EEXIST
+                        ? Refusal(.fileExists, "\(name) already exists; uploads never overwrite")
+                        : Refusal(.accessViolation, "cannot create \(name): \(String(cString: strerror(errno)))")
+                }
+                upload = (descriptor, path)
+                optionsSummary = negotiated.summary
+                machine = .write(WriteTransfer(options: negotiated, maxRetries: limits.maxRetries, maxSize: limits.maxUploadSize))
+            } catch {
+                refuse(context: context, error)
+                return
+            }
+        default:
+            return
+        }
+        handle(.start, context: context)
+    }
+
+    /// Upload names are plain file names inside the upload folder.
+    private func uploadPath(for name: String, mode: TFTPMode) throws(Refusal) -> String {
+        guard let folder = server.configuration.uploadDirectory else {
+            throw Refusal(.accessViolation, "uploads are not enabled on this server (it was started without --upload-dir)")
+        }
+        guard mode == .octet else { throw Refusal(.illegalOperation, "uploads must use octet mode") }
+        let base = String(name.split(separator: "/").last ?? "")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+")
+        guard !base.isEmpty, base != ".", base != "..", base.count <= 255, base.allSatisfy({ allowed.contains($0) }),
+              !name.contains("..") else {
+            throw Refusal(.accessViolation, "upload name '\(name)' is not a plain file name")
+        }
+        return folder + "/" + base
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ error: Error) {
+        let refusal = error as? Refusal ?? Refusal(.notDefined, "\(error)")
+        send(.error(code: refusal.code, message: refusal.reason), context: context)
+        context.flush()
+        finish(.aborted(refusal.reason), context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard envelope.remoteAddress == client else {
+            // RFC 1350 section 4: answer the stranger, leave the transfer alone.
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            buffer.writeBytes(TFTPPacket.error(code: .unknownTransferID, message: "unknown transfer ID").encoded())
+            context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
+            return
+        }
+        let packet: TFTPPacket
+        do {
+            packet = try TFTPPacket.decode(envelope.data.readableBytesView)
+        } catch {
+            send(.error(code: .illegalOperation, message: "malformed packet: \(error)"), context: context)
+            context.flush()
+            finish(.protocolError("malformed packet: \(error)"), context: context)
+            return
+        }
+        handle(.packet(packet), context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP port unreachable and the like: the client is gone.
+        finish(.aborted("\(error)"), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(.aborted("transfer socket closed"), context: context)
+    }
+
+    private func handle(_ event: TransferEvent, context: ChannelHandlerContext) {
+        guard !finished, var current = machine else { return }
+        let now = Self.now()
+        let actions: [TransferAction]
+        switch current {
+        case var .read(transfer):
+            actions = transfer.handle(event, now: now)
+            current = .read(transfer)
+        case var .write(transfer):
+            actions = transfer.handle(event, now: now)
+            current = .write(transfer)
+        }
+        machine = current
+        perform(actions, context: context)
+    }
+
+    private func perform(_ actions: [TransferAction], context: ChannelHandlerContext) {
+        var checkedSource = false
+        for action in actions {
+            switch action {
+            case let .send(packet):
+                send(packet, context: context)
+            case let .sendData(block, offset, length):
+                guard let source else { continue }
+                if !checkedSource {
+                    checkedSource = true
+                    guard source.isUnchanged() else {
+                        abortChanged(context: context)
+                        return
+                    }
+                }
+                var buffer = context.channel.allocator.buffer(capacity: 4 + length)
+                buffer.writeInteger(UInt16(3))
+                buffer.writeInteger(block)
+                guard source.read(into: &buffer, offset: offset, length: length) else {
+                    abortChanged(context: context)
+                    return
+                }
+                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+            case let .write(offset, bytes):
+                guard let upload else { continue }
+                let written = bytes.withUnsafeBytes { pwrite(upload.descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+                if written != bytes.count {
+                    send(.error(code: .diskFull, message: "cannot write the upload: \(String(cString: strerror(errno)))"), context: context)
+                    context.flush()
+                    finish(.aborted("write failed"), context: context)
+                    return
+                }
+            case let .armTimer(deadline):
+                timer?.cancel()
+                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(deadline)) { [self] in
+                    self.handle(.timeout, context: context)
+                }
+            case let .finish(outcome):
+                context.flush()
+                finish(outcome, context: context)
+                return
+            }
+        }
+        context.flush()
+    }
+
+    private func abortChanged(context: ChannelHandlerContext) {
+        send(.error(code: .notDefined, message: "the file changed on the server during the transfer; request it again"), context: context)
+        context.flush()
+        finish(.aborted("file changed during the transfer"), context: context)
+    }
+
+    private func send(_ packet: TFTPPacket, context: ChannelHandlerContext) {
+        let bytes = packet.encoded()
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+    }
+
+    private func finish(_ outcome: TransferOutcome, context: ChannelHandlerContext) {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        timer = nil
+        var bytes = 0
+        var retransmissions = 0
+        switch machine {
+        case let .read(transfer)?:
+            bytes = outcome.isSuccess ? transfer.size : transfer.bytesSent
+            retransmissions = transfer.retransmissions
+        case let .write(transfer)?:
+            bytes = transfer.bytesReceived
+        case nil:
+            break
+        }
+        if let upload {
+            close(upload.descriptor)
+            // A partial upload is removed: only complete files appear in the upload folder.
+            if !outcome.isSuccess { unlink(upload.path) }
+            self.upload = nil
+        }
+        source = nil
+        let seconds = Double(Self.now() - started) / 1e9
+        server.transferFinished(TransferRecord(
+            client: "\(client.ipAddress ?? "?"):\(client.port ?? 0)", direction: direction, file: file,
+            options: optionsSummary, bytes: bytes, seconds: seconds, outcome: outcome.summary,
+            retransmissions: retransmissions))
+        context.close(promise: nil)
+    }
+}

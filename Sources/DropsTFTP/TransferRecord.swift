@@ -1,0 +1,27 @@
+import Foundation
+
+/// One finished transfer, as logged: the one line a person or a log collector reads.
+public struct TransferRecord: Sendable, Codable, Equatable {
+    public var client: String
+    public var direction: String
+    public var file: String
+    public var options: String
+    public var bytes: Int
+    public var seconds: Double
+    public var outcome: String
+    public var retransmissions: Int
+
+    public var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
+
+    public var text: String {
+        let rate = String(format: "%.1f", bytesPerSecond / 1_000_000)
+        let time = String(format: "%.3f", seconds)
+        return "\(direction) \(file) client=\(client) options=[\(options)] bytes=\(bytes) seconds=\(time) rate=\(rate)MB/s retransmissions=\(retransmissions) outcome=\(outcome)"
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? text
+    }
+}

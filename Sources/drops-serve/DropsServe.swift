@@ -1,0 +1,151 @@
+import ArgumentParser
+import DropsCLI
+import DropsTFTP
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+struct DropsServe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drops-serve",
+        abstract: "Serve DROPS image trees to PCs and L4 programs.",
+        discussion: """
+            drops-serve tftp is the TFTP server (and the DROPS file provider's peer): PXE \
+            firmware, boot loaders and the L4 tftp file provider fetch every file of an image \
+            tree from it. proxyDHCP for lab PCs (drops-serve pxe) is not available yet.
+            """,
+        subcommands: [ServeTFTP.self])
+}
+
+struct ServeTFTP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tftp",
+        abstract: "Serve a folder (by default out/, every built image tree) over TFTP.",
+        discussion: """
+            Read requests are answered from --root, read-only: a name resolves to a regular \
+            file inside the root or is refused with ERROR 2 (access violation): '..' segments, \
+            absolute paths outside the root, symlinks that lead out, NUL bytes, over-long names \
+            and device files. DROPS menus ask for absolute paths such as /tftpboot/USER/bin/fiasco: \
+            --strip-prefix /tftpboot/USER maps them into the root.
+
+            Supported: RFC 1350 (octet and netascii), RFC 2347 option negotiation, RFC 2348 \
+            blksize, RFC 2349 tsize and timeout, RFC 7440 windowsize; files of any size (block \
+            numbers wrap from 65535 to 0). Write requests are refused unless --upload-dir is \
+            given; uploads then create new files only, up to --upload-limit bytes.
+
+            One log line per finished transfer goes to standard error: client, file, options \
+            agreed, bytes, duration, throughput, outcome (--log-format json for collectors).
+
+            Port 69 needs root. Without it use a high port (--port 6969) or systemd socket \
+            activation (services/drops-tftp.socket hands the bound socket over in LISTEN_FDS).
+
+            SIGTERM or SIGINT: stop taking requests, let running transfers finish for the \
+            grace period (--grace), exit 0.
+
+            Examples:
+              drops-serve tftp --port 6969
+              drops-serve tftp --root out --strip-prefix /tftpboot --upload-dir /var/lib/drops/uploads
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Folder to serve (read-only).", valueName: "dir"))
+    var root = "out"
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on.", valueName: "ip"))
+    var address = "0.0.0.0"
+
+    @Option(name: .long, help: ArgumentHelp("UDP port for requests.", valueName: "port"))
+    var port = 69
+
+    @Option(name: .customLong("max-blksize"), help: ArgumentHelp("Largest block size granted (8-65464).", valueName: "bytes"))
+    var maxBlockSize = 65464
+
+    @Option(name: .customLong("max-windowsize"), help: ArgumentHelp("Largest window granted (1-65535).", valueName: "blocks"))
+    var maxWindowSize = 64
+
+    @Option(name: .long, help: ArgumentHelp("Retransmission timeout when the client does not ask for one.", valueName: "seconds"))
+    var timeout: Double = 1
+
+    @Option(name: .long, help: ArgumentHelp("Retransmissions before a transfer is given up.", valueName: "count"))
+    var retries = 5
+
+    @Option(name: .customLong("strip-prefix"), help: ArgumentHelp("Remove this leading folder from requested names (repeatable).", valueName: "path"))
+    var stripPrefixes: [String] = []
+
+    @Option(name: .customLong("upload-dir"), help: ArgumentHelp("Accept uploads (new files only) into this folder.", valueName: "dir"))
+    var uploadDirectory: String?
+
+    @Option(name: .customLong("upload-limit"), help: ArgumentHelp("Largest upload accepted.", valueName: "bytes"))
+    var uploadLimit = 64 << 20
+
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("Transfer log lines as text or json.", valueName: "format"))
+    var logFormat = "text"
+
+    @Option(name: .long, help: ArgumentHelp("Seconds running transfers may take to finish after SIGTERM.", valueName: "seconds"))
+    var grace: Double = 10
+
+    @Flag(name: .shortAndLong, help: "Also log every transfer that succeeded (failures are always logged).")
+    var verbose = false
+
+    func validate() throws {
+        guard (8...65464).contains(maxBlockSize) else { throw ValidationError("--max-blksize must be 8 to 65464") }
+        guard (1...65535).contains(maxWindowSize) else { throw ValidationError("--max-windowsize must be 1 to 65535") }
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 1 to 65535") }
+        guard timeout > 0, timeout <= 255 else { throw ValidationError("--timeout must be more than 0 and at most 255 seconds") }
+        guard retries >= 0 else { throw ValidationError("--retries cannot be negative") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
+        guard grace >= 0 else { throw ValidationError("--grace cannot be negative") }
+    }
+
+    func run() throws {
+        CommandMain.bootstrapLogging(verbose ? .info : .notice)
+        var configuration = TFTPServerConfiguration(root: root)
+        configuration.host = address
+        configuration.port = port
+        configuration.stripPrefixes = stripPrefixes
+        configuration.uploadDirectory = uploadDirectory
+        configuration.jsonLog = logFormat == "json"
+        configuration.limits.maxBlockSize = maxBlockSize
+        configuration.limits.maxWindowSize = maxWindowSize
+        configuration.limits.timeoutNanoseconds = UInt64(timeout * 1e9)
+        configuration.limits.maxRetries = retries
+        configuration.limits.maxUploadSize = uploadLimit
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let server: TFTPServer
+        do {
+            server = try TFTPServer(configuration: configuration, group: group)
+            if let descriptor = SocketActivation.descriptor() {
+                _ = try server.start(boundDescriptor: descriptor)
+            } else {
+                _ = try server.start()
+            }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw CommandFailure(error.description)
+        }
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        stop.wait()
+        server.shutdown(grace: .nanoseconds(Int64(grace * 1e9)))
+        try? group.syncShutdownGracefully()
+        _ = sources
+    }
+}
+
+/// systemd socket activation (sd_listen_fds): the first passed descriptor is 3.
+enum SocketActivation {
+    static func descriptor() -> CInt? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let count = environment["LISTEN_FDS"].flatMap({ Int($0) }), count >= 1 else { return nil }
+        if let pid = environment["LISTEN_PID"].flatMap({ Int32($0) }), pid != getpid() { return nil }
+        return 3
+    }
+}
