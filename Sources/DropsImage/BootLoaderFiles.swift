@@ -47,7 +47,7 @@ public enum BootPathAnalysis {
                                     : "iPXE cannot load \(problem) itself and \(noPXELinux)"))
         } else {
             result.append(.init(name: "ipxe", entry: IPXEScript.fileName, usable: true,
-                                reason: "within iPXE's multiboot limits (\(menu.modules.count) of \(IPXEMultibootLimits.maxModules) modules, \(menu.commandLineBytes) of \(IPXEMultibootLimits.maxCommandLineBytes) command-line bytes); images are named so the kernel sees `name args`"))
+                                reason: "within iPXE's multiboot limits (\(menu.modules.count) of \(IPXEMultibootLimits.maxModules) modules, at most \(IPXEMultibootLimits.commandLineBytes(menu)) of \(IPXEMultibootLimits.maxCommandLineBytes) command-line bytes); iPXE passes `URI args` (the image's full URI as the first word)"))
         }
         result.append(.init(name: "pxelinux", entry: "lpxelinux.0", usable: hasPXELinux,
                             reason: hasPXELinux

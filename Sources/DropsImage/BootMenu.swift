@@ -19,12 +19,17 @@ public struct BootMenu: Sendable, Equatable {
     public var tftpPrefix: String
     public var firstStage: Image
     public var modules: [Image]
+    /// `${server_ip}` when the profile has one: the host in the URIs iPXE builds.
+    public var serverIP: String?
 
     public init(plan: BuildPlan) {
         func image(_ c: PlannedComponent) -> Image {
             Image(name: c.name, path: c.treePath, args: c.args, modaddr: c.modaddr)
         }
-        title = plan.description.isEmpty ? plan.profileName : "\(plan.profileName): \(plan.description)"
+        // Menus are line-based: a line break in the description would start a new command.
+        let description = plan.description.split(whereSeparator: \.isNewline).joined(separator: " ")
+        title = description.isEmpty ? plan.profileName : "\(plan.profileName): \(description)"
+        serverIP = plan.variables["server_ip"]
         profile = plan.profileName
         var prefix = plan.variables["tftp_prefix"] ?? "/\(plan.profileName)"
         while prefix.hasSuffix("/") { prefix.removeLast() }
@@ -36,7 +41,7 @@ public struct BootMenu: Sendable, Equatable {
     /// The path of a tree file as an absolute path on the TFTP server.
     public func serverPath(_ treePath: String) -> String { "\(tftpPrefix)/\(treePath)" }
 
-    /// Bytes iPXE's multiboot loader needs for all command lines, each with its NUL.
+    /// Bytes of all `name args` command lines, each with its NUL.
     public var commandLineBytes: Int {
         ([firstStage] + modules).reduce(0) { $0 + $1.commandLine.utf8.count + 1 }
     }
@@ -48,14 +53,34 @@ public enum IPXEMultibootLimits {
     public static let maxModules = 8
     public static let maxCommandLineBytes = 512
 
+    /// The start of the URIs iPXE resolves the script's relative paths to, as long as it can
+    /// get: the port is not known when the tree is built, nor the host without `${server_ip}`.
+    public static func uriBase(_ menu: BootMenu) -> String {
+        "tftp://\(menu.serverIP ?? "255.255.255.255"):65535\(menu.tftpPrefix)/"
+    }
+
+    /// What iPXE copies for each image: its full URI (with or without `--name`), a space and
+    /// the arguments, and a NUL (multiboot_add_cmdline).
+    public static func commandLineBytes(_ menu: BootMenu) -> Int {
+        let base = uriBase(menu).utf8.count
+        return ([menu.firstStage] + menu.modules).reduce(0) { total, image in
+            total + base + image.path.utf8.count + (image.args.isEmpty ? 0 : 1 + image.args.utf8.count) + 1
+        }
+    }
+
     /// nil when iPXE can load the chain itself, else the reason it cannot.
     public static func problem(with menu: BootMenu) -> String? {
         var reasons: [String] = []
         if menu.modules.count > maxModules {
             reasons.append("\(menu.modules.count) modules (iPXE keeps at most \(maxModules))")
         }
-        if menu.commandLineBytes > maxCommandLineBytes {
-            reasons.append("\(menu.commandLineBytes) bytes of command lines (iPXE keeps at most \(maxCommandLineBytes))")
+        let bytes = commandLineBytes(menu)
+        if bytes > maxCommandLineBytes {
+            reasons.append("up to \(bytes) bytes of command lines with their URIs (iPXE keeps at most \(maxCommandLineBytes))")
+        }
+        // iPXE expands ${…} in script lines and has no escape for it.
+        if ([menu.firstStage] + menu.modules).contains(where: { $0.args.contains("${") }) {
+            reasons.append("a literal ${ in a command line (iPXE would expand it)")
         }
         return reasons.isEmpty ? nil : reasons.joined(separator: " and ")
     }

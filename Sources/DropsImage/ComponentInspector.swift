@@ -60,28 +60,56 @@ public enum ComponentInspector {
             }
             return InspectionReport(summary: header.summary)
         case .multiboot:
-            let multiboot = try multibootHeader(bytes, component: component, path: path)
-            let isELF = bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46])
-            if isELF {
-                let header = try elfHeader(bytes, component: component, path: path)
-                // A Multiboot loader loads ELF32 i386 images; without address fields it must.
-                if multiboot == nil || !(multiboot!.hasAddressFields) {
-                    guard header.elfClass == 1, header.machine == 3 else {
-                        if multiboot == nil { throw .notMultiboot(component: component, path: path) }
-                        throw .wrongELF(component: component, path: path, found: header.summary, expected: "ELF32 i386 for a Multiboot loader")
-                    }
-                }
-                if let multiboot {
-                    return InspectionReport(summary: "\(header.summary), Multiboot header at 0x\(String(multiboot.offset, radix: 16)) flags 0x\(String(multiboot.flags, radix: 16))")
-                }
-                return InspectionReport(summary: "\(header.summary), no Multiboot header (loaded as ELF)")
+            // Every Multiboot loader (QEMU -kernel, GRUB, iPXE, mboot.c32) needs the header;
+            // an ELF without one is refused by all of them.
+            guard let multiboot = try multibootHeader(bytes, component: component, path: path) else {
+                throw .notMultiboot(component: component, path: path)
             }
-            guard let multiboot else { throw .notMultiboot(component: component, path: path) }
-            guard multiboot.hasAddressFields else {
+            let flags = "header at 0x\(String(multiboot.offset, radix: 16)) flags 0x\(String(multiboot.flags, radix: 16))"
+            let isELF = bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46])
+            if multiboot.hasAddressFields {
+                try checkAddressFields(bytes, multiboot, component: component, path: path)
+                if isELF { return InspectionReport(summary: "\(try elfHeader(bytes, component: component, path: path).summary), Multiboot \(flags)") }
+                return InspectionReport(summary: "Multiboot image, \(flags)")
+            }
+            guard isELF else {
                 throw .badMultiboot(component: component, path: path,
                                     detail: "not an ELF file and flag bit 16 (load addresses in the header) is clear, so no loader knows where to put it")
             }
-            return InspectionReport(summary: "Multiboot image, header at 0x\(String(multiboot.offset, radix: 16)) flags 0x\(String(multiboot.flags, radix: 16))")
+            let header = try elfHeader(bytes, component: component, path: path)
+            // Without address fields a loader places the image by its ELF32 program headers.
+            guard header.elfClass == 1, header.machine == 3 else {
+                throw .wrongELF(component: component, path: path, found: header.summary,
+                                expected: "ELF32 i386 (or Multiboot flag bit 16 with load addresses) for a Multiboot loader")
+            }
+            return InspectionReport(summary: "\(header.summary), Multiboot \(flags)")
+        }
+    }
+
+    /// With flag bit 16 the header carries header_addr, load_addr, load_end_addr, bss_end_addr
+    /// and entry_addr (Multiboot 1, 3.1.3); they must describe bytes the file really has.
+    static func checkAddressFields(_ bytes: [UInt8], _ header: MultibootHeader, component: String, path: String) throws(ImageError) {
+        let o = header.offset
+        guard o + 32 <= bytes.count else {
+            throw .badMultiboot(component: component, path: path, detail: "the file ends inside the header's address fields")
+        }
+        let headerAddress = UInt64(read32(bytes, o + 12))
+        let loadAddress = UInt64(read32(bytes, o + 16))
+        let loadEnd = UInt64(read32(bytes, o + 20))
+        let bssEnd = UInt64(read32(bytes, o + 24))
+        let entry = UInt64(read32(bytes, o + 28))
+        guard loadAddress <= headerAddress, headerAddress - loadAddress <= UInt64(o) else {
+            throw .badMultiboot(component: component, path: path, detail: "load_addr 0x\(String(loadAddress, radix: 16)) does not lie before the header in the file")
+        }
+        let fileStart = UInt64(o) - (headerAddress - loadAddress)
+        let end = loadEnd == 0 ? loadAddress + UInt64(bytes.count) - fileStart : loadEnd
+        guard end > loadAddress, fileStart + (end - loadAddress) <= UInt64(bytes.count) else {
+            throw .badMultiboot(component: component, path: path,
+                                detail: "load_end_addr 0x\(String(loadEnd, radix: 16)) lies beyond the end of the file")
+        }
+        let imageEnd = max(end, bssEnd)
+        guard entry >= loadAddress, entry < imageEnd else {
+            throw .badMultiboot(component: component, path: path, detail: "entry_addr 0x\(String(entry, radix: 16)) is outside the loaded image")
         }
     }
 

@@ -1,6 +1,6 @@
-/// Renders `boot.ipxe`. Within iPXE's multiboot limits it loads the chain itself, naming
-/// every image (`--name`) so the kernel sees `name args` instead of the full URI; beyond
-/// them it hands over to PXELINUX from the same server, which has no such limits.
+/// Renders `boot.ipxe`. Within iPXE's multiboot limits it loads the chain itself (the kernel
+/// then sees each image's full URI, then its arguments; `--name` only names the image inside
+/// iPXE); beyond them it hands over to PXELINUX from the same server, which has no such limits.
 public enum IPXEScript {
     public static let fileName = "boot.ipxe"
     /// The PXELINUX image iPXE chains to when the chain is too large for it.
@@ -25,8 +25,8 @@ public enum IPXEScript {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// iPXE expands `${…}` in script lines; a literal `$` must not start an expansion.
+    /// Arguments go in as written: a chain whose arguments hold `${` is never loaded this way.
     static func arguments(_ args: String) -> String {
-        args.isEmpty ? "" : " " + args.replacingOccurrences(of: "${", with: "$${")
+        args.isEmpty ? "" : " " + args
     }
 }

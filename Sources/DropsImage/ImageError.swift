@@ -28,7 +28,8 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "component '\(component)': \(path) has a broken Multiboot header (\(detail)); rebuild it"
         case let .notMultiboot(component, path):
             return "component '\(component)': \(path) is the first stage but has no Multiboot 1 header in "
-                + "its first 8192 bytes and is not an ELF32 image a Multiboot loader can load"
+                + "its first 8192 bytes, which every Multiboot loader (QEMU -kernel, GRUB, iPXE, mboot.c32) needs; "
+                + "use the image built for booting (for example bootstrap, not the kernel)"
         case let .ruleViolation(message):
             return message
         case let .writeFailed(path, reason):

@@ -15,12 +15,27 @@ struct TreeStaging {
         self.target = target
         let parent = parentFolder(target)
         let name = String(target.split(separator: "/").last ?? "tree")
-        temporary = "\(parent)/.\(name).partial-\(getpid())"
+        temporary = "\(parent)/.\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
     func create() throws(ImageError) {
-        try? FileManager.default.removeItem(atPath: temporary)
+        removeAbandoned()
         try makeDirectory(temporary)
+    }
+
+    /// Staging folders of builds that died (their process is gone, or it is this one) are
+    /// removed; those of builds still running are left alone.
+    private func removeAbandoned() {
+        let parent = parentFolder(target)
+        let prefix = "." + String(target.split(separator: "/").last ?? "tree") + ".partial-"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        for entry in entries where entry.hasPrefix(prefix) {
+            let pidText = entry.dropFirst(prefix.count).prefix(while: { $0.isNumber })
+            guard let pid = Int32(pidText) else { continue }
+            if pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH) {
+                try? FileManager.default.removeItem(atPath: parent + "/" + entry)
+            }
+        }
     }
 
     func discard() {

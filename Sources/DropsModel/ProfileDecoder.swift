@@ -82,7 +82,13 @@ public enum ProfileDecoder {
             case "name": break
             case "role": spec.role = try enumValue(value, key: fullKey, at: kAt)
             case "file": spec.file = try string(value, key: fullKey, at: kAt)
-            case "args": spec.args = try string(value, key: fullKey, at: kAt)
+            case "args":
+                let text = try string(value, key: fullKey, at: kAt)
+                // Every boot menu is line-based: a line break would start a new menu command.
+                guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                    throw .invalidValue(kAt, key: fullKey, message: "must be one line without tabs or control characters")
+                }
+                spec.args = text
             case "optional": spec.optional = try boolean(value, key: fullKey, at: kAt)
             case "inspect": spec.inspect = try enumValue(value, key: fullKey, at: kAt)
             case "delivery": spec.delivery = try string(value, key: fullKey, at: kAt)

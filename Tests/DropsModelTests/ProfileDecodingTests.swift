@@ -157,3 +157,14 @@ import Testing
         #expect(locator.location("nothing").line == 1)
     }
 }
+
+@Suite struct ArgumentTextTests {
+    @Test func argsMustBeOneLine() {
+        for bad in ["a\\nb", "tab\\there", "bell\\u0007"] {
+            let text = "api = \"v2\"\n[[module]]\nname = \"x\"\nrole = \"kernel\"\nargs = \"\(bad)\"\n"
+            #expect {
+                try ProfileDecoder.decode(text: text, path: "t.toml")
+            } throws: { error in "\(error)".contains("t.toml:5:1") && "\(error)".contains("one line") }
+        }
+    }
+}

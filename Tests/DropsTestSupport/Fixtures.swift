@@ -45,6 +45,15 @@ public enum SyntheticBinary {
             put32(&header, 0, magic)
             put32(&header, 4, flags)
             put32(&header, 8, UInt32(0) &- magic &- flags &+ (badChecksum ? 1 : 0))
+            if flags & 0x1_0000 != 0 {
+                // Address fields: file offset 0 loads at 1 MiB, the whole file, entry at its start.
+                let headerAddress = 0x0010_0000 + UInt32(bytes.count)
+                var fields = [UInt8](repeating: 0, count: 20)
+                put32(&fields, 0, headerAddress)
+                put32(&fields, 4, 0x0010_0000)
+                put32(&fields, 16, 0x0010_0000)
+                header += fields
+            }
             bytes += header
         }
         bytes += payload
