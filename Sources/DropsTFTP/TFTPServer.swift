@@ -60,6 +60,9 @@ public final class TFTPServer: Sendable {
         var accepting = true
         var finished: [TransferRecord] = []
         var idleWaiters: [EventLoopPromise<Void>] = []
+        /// The request each running transfer was started by, per client address and port:
+        /// a client that repeats its request (our first answer got lost) gets no second transfer.
+        var requests: [SocketAddress: TFTPPacket] = [:]
     }
 
     public init(configuration: TFTPServerConfiguration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.tftp")) throws(TFTPServerError) {
@@ -145,16 +148,19 @@ public final class TFTPServer: Sendable {
 
     // MARK: - bookkeeping used by the handlers
 
-    func transferStarted() -> Bool {
+    /// False when the server is shutting down or the same client already runs this request.
+    func transferStarted(client: SocketAddress, request: TFTPPacket) -> Bool {
         state.withLockedValue { value in
-            guard value.accepting else { return false }
+            guard value.accepting, value.requests[client] != request else { return false }
+            value.requests[client] = request
             value.active += 1
             return true
         }
     }
 
-    func transferFinished(_ record: TransferRecord) {
+    func transferFinished(client: SocketAddress, request: TFTPPacket, _ record: TransferRecord) {
         let waiters = state.withLockedValue { value -> [EventLoopPromise<Void>] in
+            if value.requests[client] == request { value.requests[client] = nil }
             value.active -= 1
             value.finished.append(record)
             if value.finished.count > 10_000 { value.finished.removeFirst(value.finished.count - 10_000) }
@@ -194,8 +200,11 @@ final class RequestHandler: ChannelInboundHandler {
         }
         switch request {
         case .readRequest, .writeRequest:
-            guard server.transferStarted() else { return }
+            guard server.transferStarted(client: client, request: request) else { return }
             startTransfer(context: context, request: request, client: client)
+        case .error:
+            // Never answer an ERROR with an ERROR: two servers doing so loop forever.
+            return
         default:
             // Stray DATA/ACK to the request port: no transfer owns it (RFC 1350: unknown TID).
             reply(context: context, to: client, .error(code: .unknownTransferID, message: "no transfer on this port; send a read or write request"))
@@ -220,7 +229,7 @@ final class RequestHandler: ChannelInboundHandler {
             }
             .bind(host: localHost, port: 0)
             .whenFailure { error in
-                server.transferFinished(TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
+                server.transferFinished(client: client, request: request, TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
                                                        seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
             }
     }

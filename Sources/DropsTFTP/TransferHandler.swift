@@ -112,7 +112,9 @@ final class TransferHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         guard envelope.remoteAddress == client else {
-            // RFC 1350 section 4: answer the stranger, leave the transfer alone.
+            // RFC 1350 section 4: answer the stranger, leave the transfer alone; but never
+            // answer an ERROR, which could start an endless exchange with another server.
+            if case .error? = try? TFTPPacket.decode(envelope.data.readableBytesView) { return }
             var buffer = context.channel.allocator.buffer(capacity: 64)
             buffer.writeBytes(TFTPPacket.error(code: .unknownTransferID, message: "unknown transfer ID").encoded())
             context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
@@ -238,7 +240,7 @@ final class TransferHandler: ChannelInboundHandler {
         }
         source = nil
         let seconds = Double(Self.now() - started) / 1e9
-        server.transferFinished(TransferRecord(
+        server.transferFinished(client: client, request: request, TransferRecord(
             client: "\(client.ipAddress ?? "?"):\(client.port ?? 0)", direction: direction, file: file,
             options: optionsSummary, bytes: bytes, seconds: seconds, outcome: outcome.summary,
             retransmissions: retransmissions))

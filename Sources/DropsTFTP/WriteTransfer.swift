@@ -1,5 +1,7 @@
 /// The receiving side of a write request (uploads into `--upload-dir`), lock-step: every DATA
-/// block is acknowledged. A block shorter than the block size ends the transfer.
+/// block is acknowledged. A block shorter than the block size ends the data; the transfer
+/// then dallies for two timeouts (RFC 1350 section 6), acknowledging the last block again if
+/// the client repeats it because our final ACK was lost.
 public struct WriteTransfer: Sendable {
     public let options: NegotiatedOptions
     public let maxRetries: Int
@@ -7,6 +9,8 @@ public struct WriteTransfer: Sendable {
 
     private(set) var finished = false
     private(set) var started = false
+    /// All data is in; waiting only to repeat the final ACK.
+    private(set) var dallying = false
     /// Last block acknowledged (absolute, 0 before any data).
     private(set) var lastAcknowledged = 0
     private(set) var retries = 0
@@ -30,6 +34,10 @@ public struct WriteTransfer: Sendable {
             return [firstAnswer, arm(now)]
         case .timeout:
             guard started, now >= deadline else { return [] }
+            if dallying {
+                finished = true
+                return [.finish(.completed)]
+            }
             guard retries < maxRetries else {
                 finished = true
                 return [.send(.error(code: .notDefined, message: "timed out waiting for data")), .finish(.timedOut(retries: retries))]
@@ -40,9 +48,9 @@ public struct WriteTransfer: Sendable {
             let expected = lastAcknowledged + 1
             if wire == UInt16(truncatingIfNeeded: lastAcknowledged) {
                 // Our ACK was lost: say it again.
-                return [lastAnswer, arm(now)]
+                return dallying ? [lastAnswer] : [lastAnswer, arm(now)]
             }
-            guard wire == UInt16(truncatingIfNeeded: expected) else { return [] }
+            guard !dallying, wire == UInt16(truncatingIfNeeded: expected) else { return [] }
             guard payload.count <= options.blockSize else {
                 finished = true
                 return [.send(.error(code: .illegalOperation, message: "block of \(payload.count) bytes exceeds the block size \(options.blockSize)")),
@@ -59,16 +67,18 @@ public struct WriteTransfer: Sendable {
             retries = 0
             var actions: [TransferAction] = [.write(offset: offset, bytes: payload), .send(.ack(block: wire))]
             if payload.count < options.blockSize {
-                finished = true
-                actions.append(.finish(.completed))
+                dallying = true
+                deadline = now + 2 * options.timeoutNanoseconds
+                actions.append(.armTimer(deadline: deadline))
             } else {
                 actions.append(arm(now))
             }
             return actions
         case let .packet(.error(code, message)):
             finished = true
-            return [.finish(.clientError(code: code, message: message))]
+            return [dallying ? .finish(.completed) : .finish(.clientError(code: code, message: message))]
         case let .packet(packet):
+            if dallying { return [] }
             finished = true
             return [.send(.error(code: .illegalOperation, message: "unexpected \(packet.kindName) during a write transfer")),
                     .finish(.protocolError("client sent \(packet.kindName) during a write transfer"))]
