@@ -4,6 +4,7 @@
 #   make test      run every test (installs Debian packages first: needs root or sudo)
 #   make deps      install the Debian packages the project needs, only those missing
 #   make build     build the tools (SwiftPM) and the probe kernel (gcc -m32)
+#   make bench     measure drops-serve beside tftpd-hpa and dnsmasq (release build)
 #   make install   install the tools and profiles under PREFIX (default /usr/local)
 #   make clean     remove everything built
 
@@ -14,12 +15,15 @@ BIN = .build/$(CONFIG)
 PROBE_OUT := $(CURDIR)/build/probe
 
 # Debian packages: QEMU and its iPXE ROMs boot the images, gcc-multilib builds the probe
-# kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree.
-DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common make
+# kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree;
+# curl, tftp-hpa and atftp are the TFTP clients of the tests, tftpd-hpa and dnsmasq the
+# reference servers of the benchmark.
+DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common make \
+	curl tftp-hpa atftp tftpd-hpa dnsmasq-base
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build probe test demo install uninstall clean
+.PHONY: all deps build probe test demo bench install uninstall clean
 
 all: build
 
@@ -47,6 +51,11 @@ demo: deps build
 	$(BIN)/drops-build profile selftest
 	$(BIN)/drops-build verify out/selftest
 	$(BIN)/drops-run selftest
+
+bench: deps probe
+	$(SWIFT) build -c release --product drops-serve
+	$(SWIFT) build -c release --product drops-bench
+	.build/release/drops-bench $(BENCH_ARGS)
 
 install: CONFIG = release
 install: build

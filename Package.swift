@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "drops-build", targets: ["drops-build"]),
         .executable(name: "drops-serve", targets: ["drops-serve"]),
         .executable(name: "drops-run", targets: ["drops-run"]),
+        .executable(name: "drops-bench", targets: ["drops-bench"]),
         .library(name: "DropsModel", targets: ["DropsModel"]),
         .library(name: "DropsImage", targets: ["DropsImage"]),
         .library(name: "DropsQEMU", targets: ["DropsQEMU"]),
@@ -88,6 +89,8 @@ let package = Package(
         ),
         // Synthetic binaries and temporary folders shared by the test targets.
         .target(name: "DropsTestSupport", path: "Tests/DropsTestSupport"),
+        // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
+        .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),

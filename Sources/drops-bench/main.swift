@@ -1,0 +1,223 @@
+import DropsTestSupport
+import Foundation
+
+// drops-bench: measures drops-serve beside tftpd-hpa and dnsmasq in the same run, with the
+// same clients (curl, atftp) and files, on 127.0.0.1, and prints one table. `make bench`
+// runs it on a release build. Every fetched file is compared with the original; a transfer
+// that does not arrive intact is reported as such, never as a speed.
+
+let arguments = CommandLine.arguments.dropFirst()
+let quick = arguments.contains("--quick")
+let bigSize = (quick ? 16 : 64) << 20
+let concurrentSize = (quick ? 2 : 8) << 20
+let rttSize = (quick ? 2 : 8) << 20
+let concurrencyLevels = quick ? [1, 10] : [1, 50, 200]
+
+let work = TemporaryDirectory("drops-bench")
+let root = work.path + "/root"
+let downloads = work.path + "/downloads"
+try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
+
+/// Deterministic bytes so every run serves the same files.
+func makeFile(_ name: String, size: Int, seed: UInt64) -> String {
+    var state = seed
+    var bytes = [UInt8](repeating: 0, count: size)
+    bytes.withUnsafeMutableBytes { raw in
+        let words = raw.bindMemory(to: UInt64.self)
+        for index in 0..<words.count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            words[index] = z ^ (z >> 31)
+        }
+    }
+    let path = root + "/" + name
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    return path
+}
+
+let bigFile = makeFile("big.bin", size: bigSize, seed: 1)
+let concurrentFile = makeFile("concurrent.bin", size: concurrentSize, seed: 2)
+let rttFile = makeFile("rtt.bin", size: rttSize, seed: 3)
+let originals = [
+    "big.bin": try Data(contentsOf: URL(fileURLWithPath: bigFile)),
+    "concurrent.bin": try Data(contentsOf: URL(fileURLWithPath: concurrentFile)),
+    "rtt.bin": try Data(contentsOf: URL(fileURLWithPath: rttFile)),
+]
+
+func which(_ name: String) -> String? {
+    for folder in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] where FileManager.default.isExecutableFile(atPath: "\(folder)/\(name)") {
+        return "\(folder)/\(name)"
+    }
+    return nil
+}
+
+/// A server under test, started as its own process so its memory can be read from /proc.
+struct Server {
+    var name: String
+    var port: Int
+    var process: Process
+
+    /// Peak resident memory (VmHWM) in KiB.
+    var peakKiB: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return -1 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
+        }
+        return -1
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+func start(_ name: String, _ executable: String, _ args: [String], port: Int) -> Server? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = args
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch {
+        print("! cannot start \(name): \(error)")
+        return nil
+    }
+    Thread.sleep(forTimeInterval: 0.5)
+    guard process.isRunning else {
+        print("! \(name) exited at once (is port \(port) free?)")
+        return nil
+    }
+    return Server(name: name, port: port, process: process)
+}
+
+func dropsServe() -> String {
+    let own = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drops-serve").path
+    return FileManager.default.isExecutableFile(atPath: own) ? own : "drops-serve"
+}
+
+var servers: [Server] = []
+if let drops = start("drops-serve", dropsServe(), ["tftp", "--root", root, "--address", "127.0.0.1", "--port", "16969",
+                                                    "--max-windowsize", "64", "--timeout", "1"], port: 16969) {
+    servers.append(drops)
+}
+if let tftpd = which("in.tftpd"), let server = start("tftpd-hpa", tftpd, ["--foreground", "--address", "127.0.0.1:16970",
+                                                                          "--secure", "--user", "root", "--blocksize", "65464", root], port: 16970) {
+    servers.append(server)
+} else { print("! tftpd-hpa not installed (Debian package tftpd-hpa): left out") }
+// dnsmasq's TFTP server always listens on port 69.
+if let dnsmasq = which("dnsmasq"), let server = start("dnsmasq", dnsmasq, [
+    "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--enable-tftp", "--tftp-root=\(root)",
+    "--listen-address=127.0.0.1", "--bind-interfaces", "--tftp-max=400", "--user=root", "--pid-file=\(work.path)/dnsmasq.pid",
+], port: 69) {
+    servers.append(server)
+} else { print("! dnsmasq not installed or port 69 busy: left out") }
+
+/// Runs a client command; returns seconds and whether the download equals the original.
+func fetch(_ command: [String], output: String, original: String) -> (seconds: Double, intact: Bool) {
+    try? FileManager.default.removeItem(atPath: output)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    let start = Date()
+    try? process.run()
+    process.waitUntilExit()
+    let seconds = Date().timeIntervalSince(start)
+    let data = FileManager.default.contents(atPath: output)
+    return (seconds, process.terminationStatus == 0 && data == originals[original])
+}
+
+func curl(_ port: Int, file: String, blksize: Int, output: String) -> [String] {
+    ["/usr/bin/curl", "-s", "--max-time", "300", "--tftp-blksize", String(blksize), "-o", output, "tftp://127.0.0.1:\(port)/\(file)"]
+}
+
+func atftp(_ port: Int, file: String, blksize: Int, window: Int, output: String) -> [String] {
+    var command = ["/usr/bin/atftp", "--get", "-r", file, "-l", output, "--option", "blksize \(blksize)"]
+    if window > 1 { command += ["--option", "windowsize \(window)"] }
+    return command + ["127.0.0.1", String(port)]
+}
+
+func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> String {
+    guard result.intact else { return "FAILED" }
+    return String(format: "%.1f MB/s", Double(bytes) / result.seconds / 1e6)
+}
+
+var rows: [(String, [String])] = []
+@MainActor func record(_ scenario: String, _ cells: [String]) {
+    rows.append((scenario, cells))
+    print("\(scenario): " + zip(servers.map(\.name), cells).map { "\($0) \($1)" }.joined(separator: ", "))
+}
+
+// 1. Block sizes, one client (curl), the big file.
+for blksize in [512, 1468, 65464] {
+    record("curl blksize \(blksize), \(bigSize >> 20) MiB", servers.map { server in
+        rate(bigSize, fetch(curl(server.port, file: "big.bin", blksize: blksize, output: downloads + "/b"), output: downloads + "/b", original: "big.bin"))
+    })
+}
+
+// 2. Window sizes (atftp), blksize 1468 as on an Ethernet LAN.
+if which("atftp") != nil {
+    for window in [1, 16, 64] {
+        record("atftp windowsize \(window), blksize 1468, \(bigSize >> 20) MiB", servers.map { server in
+            rate(bigSize, fetch(atftp(server.port, file: "big.bin", blksize: 1468, window: window, output: downloads + "/w"),
+                                output: downloads + "/w", original: "big.bin"))
+        })
+    }
+}
+
+// 3. 1 ms round-trip time through the relay (0.5 ms each way): where windowsize matters.
+if which("atftp") != nil {
+    for window in [1, 16, 64] {
+        record("1 ms RTT, atftp windowsize \(window), \(rttSize >> 20) MiB", servers.map { server in
+            let relay = try? LossyRelay(target: server.port, delayMicroseconds: 500, seed: 7)
+            defer { relay?.stop() }
+            guard let relay else { return "no relay" }
+            return rate(rttSize, fetch(atftp(relay.port, file: "rtt.bin", blksize: 1468, window: window, output: downloads + "/r"),
+                                       output: downloads + "/r", original: "rtt.bin"))
+        })
+    }
+}
+
+// 4. Concurrent clients, each fetching its own copy of the 8 MiB file.
+for clients in concurrencyLevels {
+    record("\(clients) concurrent curl, \(concurrentSize >> 20) MiB each", servers.map { server in
+        let start = Date()
+        var processes: [(Process, String)] = []
+        for index in 0..<clients {
+            let output = "\(downloads)/c\(index)"
+            try? FileManager.default.removeItem(atPath: output)
+            let process = Process()
+            let command = curl(server.port, file: "concurrent.bin", blksize: 1468, output: output)
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try? process.run()
+            processes.append((process, output))
+        }
+        var intact = 0
+        for (process, output) in processes {
+            process.waitUntilExit()
+            if process.terminationStatus == 0, FileManager.default.contents(atPath: output) == originals["concurrent.bin"] { intact += 1 }
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let total = String(format: "%.1f MB/s", Double(clients * concurrentSize) / seconds / 1e6)
+        return intact == clients ? "\(total) (\(intact)/\(clients) intact)" : "\(total) (ONLY \(intact)/\(clients) intact)"
+    })
+}
+
+record("server peak memory (VmHWM)", servers.map { String(format: "%.1f MiB", Double($0.peakKiB) / 1024) })
+for server in servers { server.stop() }
+
+// The table, Markdown.
+print("")
+print("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
+print("|---|" + servers.map { _ in "---|" }.joined())
+for (scenario, cells) in rows {
+    print("| \(scenario) | " + cells.joined(separator: " | ") + " |")
+}
