@@ -170,7 +170,7 @@ public final class TFTPServer: Sendable {
             return waiters
         }
         let line = configuration.jsonLog ? record.json : record.text
-        if record.outcome == "ok" { logger.info("\(line)") } else { logger.warning("\(line)") }
+        if record.outcome == "ok" { logger.notice("\(line)") } else { logger.warning("\(line)") }
         for waiter in waiters { waiter.succeed(()) }
     }
 }

@@ -84,8 +84,8 @@ struct ServeTFTP: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds running transfers may take to finish after SIGTERM.", valueName: "seconds"))
     var grace: Double = 10
 
-    @Flag(name: .shortAndLong, help: "Also log every transfer that succeeded (failures are always logged).")
-    var verbose = false
+    @Flag(name: .shortAndLong, help: "Log only failed transfers and errors.")
+    var quiet = false
 
     func validate() throws {
         guard (8...65464).contains(maxBlockSize) else { throw ValidationError("--max-blksize must be 8 to 65464") }
@@ -98,7 +98,7 @@ struct ServeTFTP: ParsableCommand {
     }
 
     func run() throws {
-        CommandMain.bootstrapLogging(verbose ? .info : .notice)
+        CommandMain.bootstrapLogging(quiet ? .warning : .notice)
         var configuration = TFTPServerConfiguration(root: root)
         configuration.host = address
         configuration.port = port
