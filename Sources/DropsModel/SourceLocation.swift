@@ -1,3 +1,5 @@
+import Foundation
+
 /// A place in a text file, for error messages a person can jump to.
 public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     public var file: String
@@ -39,7 +41,7 @@ struct TOMLKeyLocator {
                 table = Self.headerName(trimmed.dropFirst(1))
                 positions[table] = (index + 1, column)
             } else if let equals = trimmed.firstIndex(of: "="), !trimmed.hasPrefix("#") {
-                var key = trimmed[..<equals].trimmingCharacters(in: " \t")
+                var key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
                 if key.hasPrefix("\"") && key.hasSuffix("\"") && key.count >= 2 {
                     key = String(key.dropFirst().dropLast())
                 }
@@ -51,7 +53,7 @@ struct TOMLKeyLocator {
 
     private static func headerName(_ rest: Substring) -> String {
         let end = rest.firstIndex(of: "]") ?? rest.endIndex
-        return rest[..<end].trimmingCharacters(in: " \t")
+        return rest[..<end].trimmingCharacters(in: .whitespaces)
     }
 
     /// The location of a key path, or of its nearest enclosing table, or the file's first line.
@@ -65,14 +67,5 @@ struct TOMLKeyLocator {
             candidate = String(candidate[..<dot])
         }
         return SourceLocation(file: file, line: 1, column: 1)
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Server-side limits on what clients may negotiate.
 public struct TFTPLimits: Sendable, Equatable {
     /// Largest block size granted (`--max-blksize`); RFC 2348 allows 8…65464.
@@ -31,7 +33,7 @@ public struct NegotiatedOptions: Sendable, Equatable {
         var seen = Set<String>()
         for option in requested {
             let name = option.name.lowercased()
-            guard seen.insert(name).inserted, let value = Int(option.value.trimmingCharacters(in: " ")) else { continue }
+            guard seen.insert(name).inserted, let value = Int(option.value.trimmingCharacters(in: .whitespaces)) else { continue }
             switch name {
             case "blksize":
                 // Never more than asked: the historic L4 client does not check what it gets.
@@ -66,11 +68,3 @@ public struct NegotiatedOptions: Sendable, Equatable {
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
-    }
-}

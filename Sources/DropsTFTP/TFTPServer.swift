@@ -103,8 +103,8 @@ public final class TFTPServer: Sendable {
     }
 
     private func bootstrap() -> DatagramBootstrap {
+        // No SO_REUSEADDR: on UDP it would let a second server bind the same port silently.
         DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -220,8 +220,14 @@ final class RequestHandler: ChannelInboundHandler {
     private func startTransfer(context: ChannelHandlerContext, request: TFTPPacket, client: SocketAddress) {
         let server = self.server
         let localHost = context.channel.localAddress?.ipAddress ?? server.configuration.host
+        // A read transfer only ever receives ACKs and ERRORs; a write needs room for a block.
+        let receiveCapacity: Int
+        if case .writeRequest = request { receiveCapacity = TFTPPacket.maxBlockSize + 64 } else { receiveCapacity = 1024 }
         DatagramBootstrap(group: context.eventLoop)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536 + 64))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveCapacity))
+            // Lock-step clients send one packet per round trip: one read per wake-up saves the
+            // read that would only return EAGAIN.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TransferHandler(server: server, request: request, client: client))

@@ -24,6 +24,9 @@ final class TransferHandler: ChannelInboundHandler {
     private var source: FileSource?
     private var upload: (descriptor: CInt, path: String)?
     private var timer: Scheduled<Void>?
+    /// When the state machine wants its next `.timeout`; the scheduled task may fire earlier
+    /// and is then moved on, so a packet exchange costs no timer cancel and reschedule.
+    private var timerDeadline: UInt64 = 0
     private var started: UInt64 = 0
     private var file = ""
     private var direction = "read"
@@ -121,8 +124,15 @@ final class TransferHandler: ChannelInboundHandler {
             return
         }
         let packet: TFTPPacket
+        let view = envelope.data.readableBytesView
+        // ACKs are nearly every packet a read transfer gets: read them without the general decoder.
+        if view.count == 4, view[view.startIndex] == 0, view[view.startIndex + 1] == 4 {
+            packet = .ack(block: UInt16(view[view.startIndex + 2]) << 8 | UInt16(view[view.startIndex + 3]))
+            handle(.packet(packet), context: context)
+            return
+        }
         do {
-            packet = try TFTPPacket.decode(envelope.data.readableBytesView)
+            packet = try TFTPPacket.decode(view)
         } catch {
             send(.error(code: .illegalOperation, message: "malformed packet: \(error)"), context: context)
             context.flush()
@@ -158,15 +168,15 @@ final class TransferHandler: ChannelInboundHandler {
     }
 
     private func perform(_ actions: [TransferAction], context: ChannelHandlerContext) {
-        var checkedSource = false
         for action in actions {
             switch action {
             case let .send(packet):
                 send(packet, context: context)
             case let .sendData(block, offset, length):
                 guard let source else { continue }
-                if !checkedSource {
-                    checkedSource = true
+                // A change is caught before the last block leaves at the latest, so a client
+                // never completes a torn file; every MiB it is looked for earlier too.
+                if offset + length >= source.size || offset & 0xFFFFF < length {
                     guard source.isUnchanged() else {
                         abortChanged(context: context)
                         return
@@ -190,10 +200,8 @@ final class TransferHandler: ChannelInboundHandler {
                     return
                 }
             case let .armTimer(deadline):
-                timer?.cancel()
-                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(deadline)) { [self] in
-                    self.handle(.timeout, context: context)
-                }
+                timerDeadline = deadline
+                if timer == nil { scheduleTimer(context: context) }
             case let .finish(outcome):
                 context.flush()
                 finish(outcome, context: context)
@@ -201,6 +209,18 @@ final class TransferHandler: ChannelInboundHandler {
             }
         }
         context.flush()
+    }
+
+    private func scheduleTimer(context: ChannelHandlerContext) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(timerDeadline)) { [self] in
+            self.timer = nil
+            guard !self.finished else { return }
+            if Self.now() >= self.timerDeadline {
+                self.handle(.timeout, context: context)
+            } else {
+                self.scheduleTimer(context: context)
+            }
+        }
     }
 
     private func abortChanged(context: ChannelHandlerContext) {

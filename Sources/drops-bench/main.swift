@@ -6,6 +6,11 @@ import Foundation
 // runs it on a release build. Every fetched file is compared with the original; a transfer
 // that does not arrive intact is reported as such, never as a speed.
 
+/// Prints a line at once, so progress shows even when the output is a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let bigSize = (quick ? 16 : 64) << 20
@@ -34,7 +39,7 @@ func makeFile(_ name: String, size: Int, seed: UInt64) -> String {
         }
     }
     let path = root + "/" + name
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
 
@@ -58,11 +63,11 @@ func which(_ name: String) -> String? {
 struct Server {
     var name: String
     var port: Int
-    var process: Process
+    var process: ChildProcess
 
     /// Peak resident memory (VmHWM) in KiB.
     var peakKiB: Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return -1 }
+        guard let status = try? String(contentsOfFile: "/proc/\(process.pid)/status", encoding: .utf8) else { return -1 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
         }
@@ -70,24 +75,19 @@ struct Server {
     }
 
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
+        process.stop()
     }
 }
 
 func start(_ name: String, _ executable: String, _ args: [String], port: Int) -> Server? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = args
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch {
-        print("! cannot start \(name): \(error)")
+    let process: ChildProcess
+    do { process = try ChildProcess([executable] + args) } catch {
+        say("! cannot start \(name): \(error)")
         return nil
     }
     Thread.sleep(forTimeInterval: 0.5)
     guard process.isRunning else {
-        print("! \(name) exited at once (is port \(port) free?)")
+        say("! \(name) exited at once (is port \(port) free?)")
         return nil
     }
     return Server(name: name, port: port, process: process)
@@ -95,7 +95,7 @@ func start(_ name: String, _ executable: String, _ args: [String], port: Int) ->
 
 func dropsServe() -> String {
     let own = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drops-serve").path
-    return FileManager.default.isExecutableFile(atPath: own) ? own : "drops-serve"
+    return FileManager.default.isExecutableFile(atPath: own) ? own : (which("drops-serve") ?? own)
 }
 
 var servers: [Server] = []
@@ -106,29 +106,37 @@ if let drops = start("drops-serve", dropsServe(), ["tftp", "--root", root, "--ad
 if let tftpd = which("in.tftpd"), let server = start("tftpd-hpa", tftpd, ["--foreground", "--address", "127.0.0.1:16970",
                                                                           "--secure", "--user", "root", "--blocksize", "65464", root], port: 16970) {
     servers.append(server)
-} else { print("! tftpd-hpa not installed (Debian package tftpd-hpa): left out") }
+} else if which("in.tftpd") == nil { say("! tftpd-hpa not installed (Debian package tftpd-hpa): left out") }
 // dnsmasq's TFTP server always listens on port 69.
 if let dnsmasq = which("dnsmasq"), let server = start("dnsmasq", dnsmasq, [
     "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--enable-tftp", "--tftp-root=\(root)",
     "--listen-address=127.0.0.1", "--bind-interfaces", "--tftp-max=400", "--user=root", "--pid-file=\(work.path)/dnsmasq.pid",
 ], port: 69) {
     servers.append(server)
-} else { print("! dnsmasq not installed or port 69 busy: left out") }
+} else if which("dnsmasq") == nil { say("! dnsmasq not installed (Debian package dnsmasq-base): left out") }
+
+// Interrupted (Ctrl-C, timeout): stop the servers too, never leave them running.
+let startedServers = servers
+var signalSources: [DispatchSourceSignal] = []
+for signalNumber in [SIGINT, SIGTERM] {
+    signal(signalNumber, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+    source.setEventHandler {
+        for server in startedServers { kill(server.process.pid, SIGTERM) }
+        exit(130)
+    }
+    source.resume()
+    signalSources.append(source)
+}
 
 /// Runs a client command; returns seconds and whether the download equals the original.
 func fetch(_ command: [String], output: String, original: String) -> (seconds: Double, intact: Bool) {
     try? FileManager.default.removeItem(atPath: output)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: command[0])
-    process.arguments = Array(command.dropFirst())
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
     let start = Date()
-    try? process.run()
-    process.waitUntilExit()
+    let status = (try? ChildProcess(command))?.wait() ?? -1
     let seconds = Date().timeIntervalSince(start)
     let data = FileManager.default.contents(atPath: output)
-    return (seconds, process.terminationStatus == 0 && data == originals[original])
+    return (seconds, status == 0 && data == originals[original])
 }
 
 func curl(_ port: Int, file: String, blksize: Int, output: String) -> [String] {
@@ -149,7 +157,7 @@ func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> String {
 var rows: [(String, [String])] = []
 @MainActor func record(_ scenario: String, _ cells: [String]) {
     rows.append((scenario, cells))
-    print("\(scenario): " + zip(servers.map(\.name), cells).map { "\($0) \($1)" }.joined(separator: ", "))
+    say("\(scenario): " + zip(servers.map(\.name), cells).map { "\($0) \($1)" }.joined(separator: ", "))
 }
 
 // 1. Block sizes, one client (curl), the big file.
@@ -186,23 +194,15 @@ if which("atftp") != nil {
 for clients in concurrencyLevels {
     record("\(clients) concurrent curl, \(concurrentSize >> 20) MiB each", servers.map { server in
         let start = Date()
-        var processes: [(Process, String)] = []
+        var processes: [(ChildProcess?, String)] = []
         for index in 0..<clients {
             let output = "\(downloads)/c\(index)"
             try? FileManager.default.removeItem(atPath: output)
-            let process = Process()
-            let command = curl(server.port, file: "concurrent.bin", blksize: 1468, output: output)
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try? process.run()
-            processes.append((process, output))
+            processes.append((try? ChildProcess(curl(server.port, file: "concurrent.bin", blksize: 1468, output: output)), output))
         }
         var intact = 0
         for (process, output) in processes {
-            process.waitUntilExit()
-            if process.terminationStatus == 0, FileManager.default.contents(atPath: output) == originals["concurrent.bin"] { intact += 1 }
+            if process?.wait() == 0, FileManager.default.contents(atPath: output) == originals["concurrent.bin"] { intact += 1 }
             try? FileManager.default.removeItem(atPath: output)
         }
         let seconds = Date().timeIntervalSince(start)
@@ -215,9 +215,9 @@ record("server peak memory (VmHWM)", servers.map { String(format: "%.1f MiB", Do
 for server in servers { server.stop() }
 
 // The table, Markdown.
-print("")
-print("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
-print("|---|" + servers.map { _ in "---|" }.joined())
+say("")
+say("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
+say("|---|" + servers.map { _ in "---|" }.joined())
 for (scenario, cells) in rows {
-    print("| \(scenario) | " + cells.joined(separator: " | ") + " |")
+    say("| \(scenario) | " + cells.joined(separator: " | ") + " |")
 }

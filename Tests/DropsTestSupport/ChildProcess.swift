@@ -1,0 +1,61 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with posix_spawn and reaped with waitpid. Foundation's Process
+/// sometimes never noticed a child's exit here while other children were running, which
+/// hung benchmarks and tests; this keeps the whole life cycle in plain system calls.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private var status: Int32?
+
+    /// Starts `arguments[0]` (an absolute path) with standard output and error sent to the
+    /// given files (default /dev/null) and standard input from /dev/null.
+    public init(_ arguments: [String], output: String = "/dev/null", errors: String = "/dev/null") throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, arguments[0], &actions, nil, &argv, environ)
+        guard result == 0 else {
+            throw NSError(domain: "ChildProcess", code: Int(result),
+                          userInfo: [NSLocalizedDescriptionKey: "cannot start \(arguments[0]): \(String(cString: strerror(result)))"])
+        }
+        pid = child
+    }
+
+    /// Waits for the exit and returns the exit status (128 + signal when killed).
+    @discardableResult
+    public func wait() -> Int32 {
+        if let status { return status }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let value = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+        status = value
+        return value
+    }
+
+    public var isRunning: Bool {
+        guard status == nil else { return false }
+        var raw: Int32 = 0
+        let result = waitpid(pid, &raw, WNOHANG)
+        if result == pid {
+            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+            return false
+        }
+        return result == 0
+    }
+
+    /// Sends a signal (default SIGTERM) and reaps the child.
+    public func stop(_ signal: Int32 = SIGTERM) {
+        guard isRunning else { return }
+        kill(pid, signal)
+        wait()
+    }
+}
