@@ -223,7 +223,9 @@ final class RequestHandler: ChannelInboundHandler {
         // A read transfer only ever receives ACKs and ERRORs; a write needs room for a block.
         let receiveCapacity: Int
         if case .writeRequest = request { receiveCapacity = TFTPPacket.maxBlockSize + 64 } else { receiveCapacity = 1024 }
-        DatagramBootstrap(group: context.eventLoop)
+        // Spread transfers over every event loop: on the request socket's loop alone, all
+        // transfers would share one core.
+        DatagramBootstrap(group: server.group.next())
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveCapacity))
             // Lock-step clients send one packet per round trip: one read per wake-up saves the
             // read that would only return EAGAIN.
