@@ -261,13 +261,6 @@ public final class LossyRelay: @unchecked Sendable {
         thread.start()
     }
 
-    /// The same relay, for callers that name the server's port `targetPort`.
-    public convenience init(targetPort: Int, drop: Double = 0, duplicate: Double = 0, reorder: Double = 0,
-                            delayMicroseconds: Int = 0, seed: UInt64 = 42) throws {
-        try self.init(target: targetPort, drop: drop, duplicate: duplicate, reorder: reorder,
-                      delayMicroseconds: delayMicroseconds, seed: seed)
-    }
-
     deinit {
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
