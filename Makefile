@@ -1,6 +1,6 @@
 # drops: build DROPS/L4 network-boot images, serve them, boot them.
 #
-#   make demo      build the tool and the selftest image, boot it in QEMU, show the verified modules
+#   make demo      build the tool and the selftest image, serve it, netboot it in QEMU, show the verified modules
 #   make test      run every test (installs Debian packages first: needs root or sudo)
 #   make deps      install the Debian packages the project needs, only those missing
 #   make build     build the tools (SwiftPM) and the probe kernel (gcc -m32)
@@ -50,7 +50,7 @@ test: deps build
 demo: deps build
 	$(BIN)/drops-build profile selftest
 	$(BIN)/drops-build verify out/selftest
-	$(BIN)/drops-run selftest
+	$(BIN)/drops-run selftest --chain pxelinux
 
 bench: deps probe
 	$(SWIFT) build -c release --product drops-serve

@@ -82,7 +82,8 @@ let package = Package(
         .executableTarget(
             name: "drops-run",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI",
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -95,7 +96,13 @@ let package = Package(
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DropsImage", "DropsModel", "DropsQEMU", "DropsTestSupport"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

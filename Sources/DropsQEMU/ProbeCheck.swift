@@ -10,6 +10,23 @@ public struct ProbeCheckRow: Sendable, Equatable {
     public var ok: Bool { problems.isEmpty }
 }
 
+/// How a boot path writes the first word of each command line.
+public enum CommandLineForm: Sendable {
+    /// `name args`, as QEMU's loader (run in bin/) and GRUB 2 pass it.
+    case name
+    /// `PATH args` with the image's path as the first word (PXELINUX's mboot.c32 passes
+    /// `bin/NAME args`): the word is compared by its last component.
+    case path
+
+    func normalized(_ commandLine: String) -> String {
+        guard self == .path else { return commandLine }
+        let space = commandLine.firstIndex(of: " ") ?? commandLine.endIndex
+        let first = commandLine[..<space]
+        let name = first.split(separator: "/").last.map(String.init) ?? String(first)
+        return name + commandLine[space...]
+    }
+}
+
 /// Compares what the probe received with what the manifest promised: every module's size,
 /// SHA-256 and command line, and the first stage's command line.
 public struct ProbeCheck: Sendable {
@@ -18,7 +35,7 @@ public struct ProbeCheck: Sendable {
 
     public var ok: Bool { problems.isEmpty && rows.allSatisfy(\.ok) }
 
-    public init(manifest: Manifest, report: ProbeReport) {
+    public init(manifest: Manifest, report: ProbeReport, form: CommandLineForm = .name) {
         var problems: [String] = []
         if !report.isComplete {
             problems.append("the probe did not finish its report (no DROPS-PROBE end line)")
@@ -27,7 +44,7 @@ public struct ProbeCheck: Sendable {
         if report.magic != 0x2BAD_B002 {
             problems.append("boot magic is \(report.magic.map { "0x" + String($0, radix: 16) } ?? "missing"), expected 0x2badb002")
         }
-        if report.cmdline != manifest.firstStage.cmdline {
+        if form.normalized(report.cmdline ?? "") != manifest.firstStage.cmdline {
             problems.append("first stage command line is \"\(report.cmdline ?? "")\", manifest says \"\(manifest.firstStage.cmdline)\"")
         }
         if let count = report.endCount, count != manifest.modules.count {
@@ -40,7 +57,7 @@ public struct ProbeCheck: Sendable {
             if let reported {
                 if reported.size != expected.size { rowProblems.append("size \(reported.size) != \(expected.size)") }
                 if reported.sha256 != expected.sha256 { rowProblems.append("sha256 differs") }
-                if reported.cmdline != expected.cmdline {
+                if form.normalized(reported.cmdline) != expected.cmdline {
                     rowProblems.append("cmdline \"\(reported.cmdline)\" != \"\(expected.cmdline)\"")
                 }
             } else {

@@ -31,6 +31,22 @@ public struct QEMUCommand: Sendable, Equatable {
         return QEMUCommand(executable: executable, arguments: arguments, workingDirectory: treeDirectory + "/bin")
     }
 
+    /// A QEMU command line whose PXE firmware (QEMU's iPXE ROM) fetches `entry` from a TFTP
+    /// server on the host's `port`: user networking hands the guest the boot file as a URI
+    /// on 10.0.2.2, which QEMU forwards to the host's loopback (but not for port 69).
+    public static func network(manifest: Manifest, entry: String, port: Int, nic: String = "e1000", memoryMiB: Int? = nil) -> QEMUCommand {
+        let executable = manifest.profile.arch == .ia32 ? "qemu-system-i386" : "qemu-system-x86_64"
+        let arguments = [
+            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+            "-m", String(memoryMiB ?? recommendedMemory(manifest)),
+            "-device", "isa-debug-exit,iobase=\(debugExitPort),iosize=0x04",
+            "-netdev", "user,id=n0,bootfile=tftp://10.0.2.2:\(port)/\(entry)",
+            "-device", "\(nic),netdev=n0",
+            "-boot", "n",
+        ]
+        return QEMUCommand(executable: executable, arguments: arguments, workingDirectory: "/")
+    }
+
     /// QEMU places modules past the end of RAM without complaint (they read back as zeros),
     /// so give the guest twice the modules' size plus room for the kernel.
     public static func recommendedMemory(_ manifest: Manifest) -> Int {

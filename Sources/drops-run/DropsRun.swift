@@ -3,24 +3,31 @@ import DropsCLI
 import DropsImage
 import DropsModel
 import DropsQEMU
+import DropsTFTP
 import Foundation
+import NIOPosix
 
 struct DropsRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drops-run",
         abstract: "Boot an image tree in QEMU and check its serial console.",
         discussion: """
-            Boots the tree's first stage and boot modules with QEMU's own Multiboot loader \
-            (the qemu chain: -kernel and -initrd, run in the tree's bin/ folder so every image \
-            sees `name args`), under TCG. The serial console streams to standard error.
+            Boots a tree in QEMU under TCG. The serial console streams to standard error.
+
+            Chains (--chain):
+              qemu      QEMU's own Multiboot loader (-kernel and -initrd, run in the tree's bin/ \
+            folder so every image sees `name args`). No network.
+              pxelinux  the way a PC boots: QEMU's PXE ROM gets lpxelinux.0 from drops-serve's \
+            TFTP server, started in this process on 127.0.0.1 at a free port and serving the \
+            tree; PXELINUX's mboot.c32 then loads every module from it. Images see `bin/NAME \
+            args`. No root needed.
 
             For a probe image (the selftest profile) the probe kernel reports every module it \
             received; drops-run compares size, SHA-256 and command line of each with \
             manifest.json and prints the verified table. For other images it waits for the \
             profile's milestones, in order.
 
-            Network chains (iPXE, PXELINUX, GRUB 2 through drops-serve) are not available in \
-            this version.
+            The iPXE and GRUB 2 chains are not available in this version.
 
             Exit status: 0 verified, 1 a module or milestone did not match, 2 usage error, \
             3 timeout, 4 QEMU ended before the check was complete.
@@ -35,6 +42,12 @@ struct DropsRun: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Folder the profile trees are in.", valueName: "dir"))
     var out = "out"
+
+    @Option(name: .long, help: ArgumentHelp("How to boot: qemu (QEMU's Multiboot loader) or pxelinux (PXE over the network from our TFTP server).", valueName: "chain"))
+    var chain = "qemu"
+
+    @Option(name: .long, help: ArgumentHelp("Network card model for network chains (e1000, rtl8139, pcnet, ne2k_pci, virtio-net-pci).", valueName: "model"))
+    var nic = "e1000"
 
     @Option(name: .long, help: ArgumentHelp("Seconds the whole boot may take.", valueName: "seconds"))
     var timeout: Double = 120
@@ -52,6 +65,7 @@ struct DropsRun: ParsableCommand {
 
     func validate() throws {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard ["qemu", "pxelinux"].contains(chain) else { throw ValidationError("--chain is qemu or pxelinux") }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }
     }
 
@@ -65,7 +79,38 @@ struct DropsRun: ParsableCommand {
         do { manifest = try TreeVerifier.loadManifest(directory: treeDirectory) } catch {
             throw CommandFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree))"))
         }
-        let command = QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, memoryMiB: memory)
+        var server: (TFTPServer, MultiThreadedEventLoopGroup)?
+        defer {
+            if let (tftp, group) = server {
+                tftp.shutdown(grace: .seconds(1))
+                try? group.syncShutdownGracefully()
+            }
+        }
+        let command: QEMUCommand
+        if chain == "pxelinux" {
+            guard let path = manifest.bootPaths.first(where: { $0.name == "pxelinux" }), path.usable else {
+                let reason = manifest.bootPaths.first(where: { $0.name == "pxelinux" })?.reason ?? "the manifest has no pxelinux boot path"
+                throw CommandFailure("this tree cannot boot through PXELINUX: \(reason)")
+            }
+            var port = 0
+            if !dryRun {
+                let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+                var configuration = TFTPServerConfiguration(root: treeDirectory)
+                configuration.host = "127.0.0.1"
+                configuration.port = 0
+                do {
+                    let tftp = try TFTPServer(configuration: configuration, group: group)
+                    port = try tftp.start().port ?? 0
+                    server = (tftp, group)
+                } catch {
+                    try? group.syncShutdownGracefully()
+                    throw CommandFailure(error.description)
+                }
+            }
+            command = QEMUCommand.network(manifest: manifest, entry: path.entry, port: port, nic: nic, memoryMiB: memory)
+        } else {
+            command = QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, memoryMiB: memory)
+        }
         if dryRun {
             print("cd \(command.workingDirectory) && \(command.shellLine)")
             return
@@ -96,7 +141,7 @@ struct DropsRun: ParsableCommand {
         let probe = ProbeReport.parse(outcome.transcript)
         let seconds = String(format: "%.1f", outcome.seconds)
         if probe.started {
-            let check = ProbeCheck(manifest: manifest, report: probe)
+            let check = ProbeCheck(manifest: manifest, report: probe, form: chain == "pxelinux" ? .path : .name)
             if output.json {
                 try CommandMain.printJSON(RunSummary(check: check, seconds: outcome.seconds))
             } else {
