@@ -115,6 +115,12 @@ struct DropsRun: ParsableCommand {
             print("cd \(command.workingDirectory) && \(command.shellLine)")
             return
         }
+        // A tree that no longer matches its manifest cannot pass the check: say what differs
+        // now instead of after the firmware's timeout.
+        if let differences = try? TreeVerifier.verify(directory: treeDirectory).differences, !differences.isEmpty {
+            throw CommandFailure("\(treeDirectory) differs from its manifest, rebuild it (drops-build profile \(manifest.profile.name)): "
+                                 + differences.map(\.description).joined(separator: "; "))
+        }
         let log = serialLog.flatMap { path -> FileHandle? in
             FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)

@@ -191,6 +191,11 @@ import Testing
         #expect(result.status == 0)
         #expect(result.stdout.contains("qemu-system-i386"))
         #expect(result.stdout.contains("-kernel rmgr"))
+        // A module deleted after the build is named before QEMU starts.
+        try FileManager.default.removeItem(atPath: work.path + "/out/v2/bin/sigma0")
+        let deleted = try run("drops-run", ["v2"], in: work.path)
+        #expect(deleted.status == 1)
+        #expect(deleted.stderr.contains("missing: bin/sigma0"), "\(deleted.stderr)")
         let missing = try run("drops-run", ["nosuch"], in: work.path)
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("out/nosuch"))
