@@ -23,7 +23,7 @@ public struct ImageBuilder: Sendable {
 
     /// Builds `plan` into `outputRoot/NAME` and returns the manifest written.
     public func build(_ plan: BuildPlan, outputRoot: String) throws(ImageError) -> BuildResult {
-        let target = normalizePath(absolute(outputRoot) + "/" + plan.profileName)
+        let target = normalizePath(absolutePath(outputRoot + "/" + plan.profileName, relativeTo: FileManager.default.currentDirectoryPath))
         let staging = TreeStaging(target: target)
         try staging.create()
         do {
@@ -120,10 +120,6 @@ public struct ImageBuilder: Sendable {
         }
         return FileDigest.sha256(bytes)
     }
-
-    func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
 }
 
 func makeDirectory(_ path: String) throws(ImageError) {
@@ -135,15 +131,10 @@ func makeDirectory(_ path: String) throws(ImageError) {
 }
 
 func writeFile(_ path: String, _ data: Data) throws(ImageError) {
-    try makeDirectory(parentFolder(path))
+    try makeDirectory(parentDirectory(of: path))
     do {
         try data.write(to: URL(fileURLWithPath: path))
     } catch {
         throw .writeFailed(path: path, reason: error.localizedDescription)
     }
-}
-
-func parentFolder(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return String(path[..<slash])
 }

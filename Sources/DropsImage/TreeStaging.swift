@@ -9,13 +9,16 @@ import Glibc
 /// see either the old tree or the new one, never a mix.
 struct TreeStaging {
     let target: String
+    let parent: String
+    /// `.NAME.partial-`: every staging folder of this target starts so, then the builder's pid.
+    let prefix: String
     let temporary: String
 
     init(target: String) {
         self.target = target
-        let parent = parentFolder(target)
-        let name = String(target.split(separator: "/").last ?? "tree")
-        temporary = "\(parent)/.\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        parent = parentDirectory(of: target)
+        prefix = ".\(target.split(separator: "/").last ?? "tree").partial-"
+        temporary = "\(parent)/\(prefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
     func create() throws(ImageError) {
@@ -26,8 +29,6 @@ struct TreeStaging {
     /// Staging folders of builds that died (their process is gone, or it is this one) are
     /// removed; those of builds still running are left alone.
     private func removeAbandoned() {
-        let parent = parentFolder(target)
-        let prefix = "." + String(target.split(separator: "/").last ?? "tree") + ".partial-"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
         for entry in entries where entry.hasPrefix(prefix) {
             let pidText = entry.dropFirst(prefix.count).prefix(while: { $0.isNumber })

@@ -186,12 +186,14 @@ public func parseAddress(_ text: String) -> UInt64? {
     return UInt64(lower)
 }
 
-func parentDirectory(of path: String) -> String {
+/// The folder part of a path (`.` for a bare name, `/` for a file in the root).
+public func parentDirectory(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
-func absolutePath(_ path: String, relativeTo directory: String) -> String {
+/// `path` as it is when absolute, else `directory/path` with `.` and `..` resolved.
+public func absolutePath(_ path: String, relativeTo directory: String) -> String {
     path.hasPrefix("/") ? path : normalizePath(directory + "/" + path)
 }
 
