@@ -212,9 +212,7 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     private func reply(context: ChannelHandlerContext, to client: SocketAddress, _ packet: TFTPPacket) {
-        var buffer = context.channel.allocator.buffer(capacity: 64)
-        buffer.writeBytes(packet.encoded())
-        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(packet.datagram(to: client, allocator: context.channel.allocator)), promise: nil)
     }
 
     private func startTransfer(context: ChannelHandlerContext, request: TFTPPacket, client: SocketAddress) {
@@ -240,5 +238,15 @@ final class RequestHandler: ChannelInboundHandler {
                 server.transferFinished(client: client, request: request, TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
                                                        seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
             }
+    }
+}
+
+extension TFTPPacket {
+    /// The packet as a datagram for NIO.
+    func datagram(to address: SocketAddress, allocator: ByteBufferAllocator) -> AddressedEnvelope<ByteBuffer> {
+        let bytes = encoded()
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return AddressedEnvelope(remoteAddress: address, data: buffer)
     }
 }

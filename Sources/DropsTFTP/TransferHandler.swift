@@ -107,9 +107,14 @@ final class TransferHandler: ChannelInboundHandler {
 
     private func refuse(context: ChannelHandlerContext, _ error: Error) {
         let refusal = error as? Refusal ?? Refusal(.notDefined, "\(error)")
-        send(.error(code: refusal.code, message: refusal.reason), context: context)
+        end(sending: .error(code: refusal.code, message: refusal.reason), .aborted(refusal.reason), context: context)
+    }
+
+    /// Sends a last ERROR and ends the transfer.
+    private func end(sending error: TFTPPacket, _ outcome: TransferOutcome, context: ChannelHandlerContext) {
+        send(error, context: context)
         context.flush()
-        finish(.aborted(refusal.reason), context: context)
+        finish(outcome, context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -118,9 +123,8 @@ final class TransferHandler: ChannelInboundHandler {
             // RFC 1350 section 4: answer the stranger, leave the transfer alone; but never
             // answer an ERROR, which could start an endless exchange with another server.
             if case .error? = try? TFTPPacket.decode(envelope.data.readableBytesView) { return }
-            var buffer = context.channel.allocator.buffer(capacity: 64)
-            buffer.writeBytes(TFTPPacket.error(code: .unknownTransferID, message: "unknown transfer ID").encoded())
-            context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
+            send(.error(code: .unknownTransferID, message: "unknown transfer ID"), to: envelope.remoteAddress, context: context)
+            context.flush()
             return
         }
         let packet: TFTPPacket
@@ -134,9 +138,7 @@ final class TransferHandler: ChannelInboundHandler {
         do {
             packet = try TFTPPacket.decode(view)
         } catch {
-            send(.error(code: .illegalOperation, message: "malformed packet: \(error)"), context: context)
-            context.flush()
-            finish(.protocolError("malformed packet: \(error)"), context: context)
+            end(sending: .error(code: .illegalOperation, message: "malformed packet: \(error)"), .protocolError("malformed packet: \(error)"), context: context)
             return
         }
         handle(.packet(packet), context: context)
@@ -194,9 +196,7 @@ final class TransferHandler: ChannelInboundHandler {
                 guard let upload else { continue }
                 let written = bytes.withUnsafeBytes { pwrite(upload.descriptor, $0.baseAddress, $0.count, off_t(offset)) }
                 if written != bytes.count {
-                    send(.error(code: .diskFull, message: "cannot write the upload: \(String(cString: strerror(errno)))"), context: context)
-                    context.flush()
-                    finish(.aborted("write failed"), context: context)
+                    end(sending: .error(code: .diskFull, message: "cannot write the upload: \(String(cString: strerror(errno)))"), .aborted("write failed"), context: context)
                     return
                 }
             case let .armTimer(deadline):
@@ -224,16 +224,13 @@ final class TransferHandler: ChannelInboundHandler {
     }
 
     private func abortChanged(context: ChannelHandlerContext) {
-        send(.error(code: .notDefined, message: "the file changed on the server during the transfer; request it again"), context: context)
-        context.flush()
-        finish(.aborted("file changed during the transfer"), context: context)
+        end(sending: .error(code: .notDefined, message: "the file changed on the server during the transfer; request it again"),
+            .aborted("file changed during the transfer"), context: context)
     }
 
-    private func send(_ packet: TFTPPacket, context: ChannelHandlerContext) {
-        let bytes = packet.encoded()
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+    /// Queues a packet for the client (or another address); the caller flushes.
+    private func send(_ packet: TFTPPacket, to address: SocketAddress? = nil, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(packet.datagram(to: address ?? client, allocator: context.channel.allocator)), promise: nil)
     }
 
     private func finish(_ outcome: TransferOutcome, context: ChannelHandlerContext) {
