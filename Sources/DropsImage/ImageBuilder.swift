@@ -73,7 +73,10 @@ public struct ImageBuilder: Sendable {
             variables: plan.variables, firstStage: firstStage, modules: modules,
             runtimeFiles: runtimeFiles,
             bootPaths: BootPathAnalysis.paths(menu: menu, supportFiles: supportFiles),
-            milestones: plan.milestones, files: try TreeScanner.files(in: root))
+            milestones: plan.milestones,
+            files: try TreeScanner.files(in: root, known: ([firstStage] + modules + runtimeFiles).map {
+                Manifest.File(path: $0.path, size: $0.size, sha256: $0.sha256)
+            }))
         let data: Data
         do { data = try manifest.encoded() } catch {
             throw .writeFailed(path: root + "/" + Manifest.fileName, reason: "\(error)")

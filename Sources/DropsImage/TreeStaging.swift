@@ -91,7 +91,10 @@ struct TreeStaging {
 
 /// Lists the files of a tree with their sizes and hashes, sorted, manifest excluded.
 public enum TreeScanner {
-    public static func files(in root: String) throws(ImageError) -> [Manifest.File] {
+    /// `known` holds entries already hashed while the tree was written (the components), so
+    /// their bytes are not read a second time.
+    public static func files(in root: String, known: [Manifest.File] = []) throws(ImageError) -> [Manifest.File] {
+        let knownByPath = Dictionary(known.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
         guard let enumerator = FileManager.default.enumerator(atPath: root) else {
             throw .unreadable(path: root, reason: "not a folder")
         }
@@ -103,6 +106,10 @@ public enum TreeScanner {
         }
         var result: [Manifest.File] = []
         for path in paths.sorted() {
+            if let entry = knownByPath[path] {
+                result.append(entry)
+                continue
+            }
             let digest = try FileDigest.sha256(file: root + "/" + path)
             result.append(Manifest.File(path: path, size: digest.size, sha256: digest.sha256))
         }
