@@ -18,6 +18,9 @@ public struct TFTPServerConfiguration: Sendable {
     public var uploadDirectory: String?
     /// Log each transfer as JSON instead of text.
     public var jsonLog = false
+    /// Files served under a name of the root's as if they were in it, such as a boot image
+    /// made for one run: root-relative name → real path. Read-only, like the root.
+    public var extraFiles: [String: String] = [:]
 
     public init(root: String) {
         self.root = root
@@ -63,6 +66,7 @@ public final class TFTPServer: Sendable {
         /// The request each running transfer was started by, per client address and port:
         /// a client that repeats its request (our first answer got lost) gets no second transfer.
         var requests: [SocketAddress: TFTPPacket] = [:]
+        var observer: (@Sendable (TransferRecord) -> Void)?
     }
 
     public init(configuration: TFTPServerConfiguration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.tftp")) throws(TFTPServerError) {
@@ -120,6 +124,17 @@ public final class TFTPServer: Sendable {
         return address
     }
 
+    /// The real path to serve for a read request's file name.
+    func resolveForReading(_ name: String) throws(Refusal) -> String {
+        if !configuration.extraFiles.isEmpty, let path = configuration.extraFiles[try resolver.relativePath(name)] { return path }
+        return try resolver.resolveForReading(name)
+    }
+
+    /// Calls `observer` on an event loop after each transfer ended, ok or not.
+    public func setTransferObserver(_ observer: @escaping @Sendable (TransferRecord) -> Void) {
+        state.withLockedValue { $0.observer = observer }
+    }
+
     /// Transfers that have not finished yet.
     public var activeTransfers: Int { state.withLockedValue { $0.active } }
 
@@ -169,6 +184,7 @@ public final class TFTPServer: Sendable {
             value.idleWaiters = []
             return waiters
         }
+        state.withLockedValue { $0.observer }?(record)
         let line = configuration.jsonLog ? record.json : record.text
         if record.outcome == "ok" { logger.notice("\(line)") } else { logger.warning("\(line)") }
         for waiter in waiters { waiter.succeed(()) }

@@ -48,7 +48,7 @@ final class TransferHandler: ChannelInboundHandler {
         case let .readRequest(name, mode, options):
             file = name
             do {
-                let path = try server.resolver.resolveForReading(name)
+                let path = try server.resolveForReading(name)
                 let source = try FileSource(path: path, netascii: mode == .netascii)
                 self.source = source
                 let negotiated = NegotiatedOptions.negotiate(options, transferSize: source.size, limits: limits)
