@@ -58,7 +58,12 @@ public struct ProbeCheck: Sendable {
                 if reported.size != expected.size { rowProblems.append("size \(reported.size) != \(expected.size)") }
                 if reported.sha256 != expected.sha256 { rowProblems.append("sha256 differs") }
                 if form.normalized(reported.cmdline) != expected.cmdline {
-                    rowProblems.append("cmdline \"\(reported.cmdline)\" != \"\(expected.cmdline)\"")
+                    if form.normalized(reported.cmdline) == Self.grub2Rewritten(expected.cmdline) {
+                        rowProblems.append("cmdline \"\(reported.cmdline)\" != \"\(expected.cmdline)\": GRUB 2 put a backslash before each quote "
+                                           + "and backslash (it rewrites command lines as Linux wants them); PXELINUX and iPXE pass them as written")
+                    } else {
+                        rowProblems.append("cmdline \"\(reported.cmdline)\" != \"\(expected.cmdline)\"")
+                    }
                 }
             } else {
                 rowProblems.append("not reported by the probe")
@@ -67,6 +72,14 @@ public struct ProbeCheck: Sendable {
         }
         self.rows = rows
         self.problems = problems
+    }
+
+    /// A command line as GRUB 2's multiboot loader passes it on: it splits the line into
+    /// words, then joins them again with a backslash before each `\`, `'` and `"`.
+    public static func grub2Rewritten(_ cmdline: String) -> String {
+        cmdline.split(separator: " ").map { word in
+            word.map { "\\'\"".contains($0) ? "\\\($0)" : String($0) }.joined()
+        }.joined(separator: " ")
     }
 
     /// A fixed-width table for people.

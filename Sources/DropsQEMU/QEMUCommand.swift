@@ -14,37 +14,46 @@ public struct QEMUCommand: Sendable, Equatable {
     /// QEMU's exit status when the probe writes 0x10 to the debug-exit port: (0x10 << 1) | 1.
     public static let probeExitStatus: Int32 = 33
 
-    public static func multiboot(manifest: Manifest, treeDirectory: String, memoryMiB: Int? = nil) -> QEMUCommand {
-        let executable = manifest.profile.arch == .ia32 ? "qemu-system-i386" : "qemu-system-x86_64"
+    public static func multiboot(manifest: Manifest, treeDirectory: String, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
         let initrd = manifest.modules.map { module in
             escapeOptionValue(String(module.path.dropFirst("bin/".count)) + (module.cmdline.dropFirst(module.name.count)))
         }.joined(separator: ",")
         let firstStageArgs = String(manifest.firstStage.cmdline.dropFirst(manifest.firstStage.name.count).drop(while: { $0 == " " }))
-        var arguments = [
-            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-            "-m", String(memoryMiB ?? recommendedMemory(manifest)),
-            "-device", "isa-debug-exit,iobase=\(debugExitPort),iosize=0x04",
+        var arguments = machine.arguments(for: manifest) + [
             "-kernel", String(manifest.firstStage.path.dropFirst("bin/".count)),
             "-append", firstStageArgs,
         ]
         if !initrd.isEmpty { arguments += ["-initrd", initrd] }
-        return QEMUCommand(executable: executable, arguments: arguments, workingDirectory: treeDirectory + "/bin")
+        return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments,
+                           workingDirectory: treeDirectory + "/bin")
     }
 
     /// A QEMU command line whose PXE firmware (QEMU's iPXE ROM) fetches `entry` from a TFTP
     /// server on the host's `port`: user networking hands the guest the boot file as a URI
     /// on 10.0.2.2, which QEMU forwards to the host's loopback (but not for port 69).
-    public static func network(manifest: Manifest, entry: String, port: Int, nic: String = "e1000", memoryMiB: Int? = nil) -> QEMUCommand {
-        let executable = manifest.profile.arch == .ia32 ? "qemu-system-i386" : "qemu-system-x86_64"
-        let arguments = [
-            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-            "-m", String(memoryMiB ?? recommendedMemory(manifest)),
-            "-device", "isa-debug-exit,iobase=\(debugExitPort),iosize=0x04",
+    public static func network(manifest: Manifest, entry: String, port: Int, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
+        let arguments = machine.arguments(for: manifest) + [
             "-netdev", "user,id=n0,bootfile=tftp://10.0.2.2:\(port)/\(entry)",
-            "-device", "\(nic),netdev=n0",
+            "-device", "\(machine.nic),netdev=n0",
             "-boot", "n",
         ]
-        return QEMUCommand(executable: executable, arguments: arguments, workingDirectory: "/")
+        return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
+    }
+
+    /// The same boot with QEMU's own built-in TFTP server serving `treeDirectory` instead of
+    /// ours (for comparison: `drops-run --tftp qemu`).
+    public static func builtinNetwork(manifest: Manifest, entry: String, treeDirectory: String,
+                                      machine: MachineOptions = MachineOptions()) -> QEMUCommand {
+        let arguments = machine.arguments(for: manifest) + [
+            "-netdev", "user,id=n0,tftp=\(escapeOptionValue(treeDirectory)),bootfile=\(entry)",
+            "-device", "\(machine.nic),netdev=n0",
+            "-boot", "n",
+        ]
+        return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
+    }
+
+    static func executable(_ manifest: Manifest) -> String {
+        manifest.profile.arch == .ia32 ? "qemu-system-i386" : "qemu-system-x86_64"
     }
 
     /// QEMU places modules past the end of RAM without complaint (they read back as zeros),
@@ -60,10 +69,60 @@ public struct QEMUCommand: Sendable, Equatable {
         text.replacingOccurrences(of: ",", with: ",,")
     }
 
+    /// The command with KVM turned on or off.
+    public func withKVM(_ on: Bool) -> QEMUCommand {
+        var copy = self
+        copy.arguments.removeAll { $0 == "-enable-kvm" }
+        if let index = copy.arguments.firstIndex(of: "-accel") {
+            copy.arguments.removeSubrange(index...min(index + 1, copy.arguments.count - 1))
+        }
+        copy.arguments.insert(contentsOf: ["-accel", on ? "kvm" : "tcg"], at: 0)
+        return copy
+    }
+
     /// The command as a shell line, for logs and `--dry-run`.
     public var shellLine: String {
         ([executable] + arguments).map { word in
             word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,".contains($0) }) ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }.joined(separator: " ")
+    }
+}
+
+/// The virtual machine around the boot: the same for every chain.
+public struct MachineOptions: Sendable, Equatable {
+    /// Guest memory; nil picks `QEMUCommand.recommendedMemory`.
+    public var memoryMiB: Int?
+    public var cpus = 1
+    public var nic = "e1000"
+    /// True: KVM, false: TCG (software).
+    public var kvm = false
+    /// More QEMU arguments, appended as given (`--qemu-arg`).
+    public var extraArguments: [String] = []
+
+    public init(memoryMiB: Int? = nil, cpus: Int = 1, nic: String = "e1000", kvm: Bool = false, extraArguments: [String] = []) {
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.nic = nic
+        self.kvm = kvm
+        self.extraArguments = extraArguments
+    }
+
+    /// The network card models QEMU's PXE ROMs cover (`--nic`), with the model QEMU calls them by.
+    public static let nicModels: [String: String] = [
+        "e1000": "e1000", "rtl8139": "rtl8139", "pcnet": "pcnet", "ne2k_pci": "ne2k_pci",
+        "virtio": "virtio-net-pci", "virtio-net-pci": "virtio-net-pci",
+    ]
+
+    func arguments(for manifest: Manifest) -> [String] {
+        var arguments = [
+            "-accel", kvm ? "kvm" : "tcg",
+            "-display", "none", "-serial", "stdio", "-monitor", "none",
+            // A guest reset ends QEMU with status 0 instead of booting again unseen.
+            "-no-reboot",
+            "-m", String(memoryMiB ?? QEMUCommand.recommendedMemory(manifest)),
+            "-device", "isa-debug-exit,iobase=\(QEMUCommand.debugExitPort),iosize=0x04",
+        ]
+        if cpus > 1 { arguments += ["-smp", String(cpus)] }
+        return arguments
     }
 }

@@ -4,14 +4,30 @@ import Logging
 /// How a QEMU run ended.
 public struct QEMUOutcome: Sendable {
     public enum Ending: Sendable, Equatable {
-        case exited(Int32)
-        case timedOut
+        /// Every expected pattern was seen (or the caller's `finished` accepted a line).
         case finished
+        /// The whole run's time budget ran out.
+        case timedOut
+        /// Pattern number `index` did not come within its own budget.
+        case patternTimedOut(index: Int)
+        /// QEMU exited by itself with this status.
+        case exited(Int32)
+        /// The first pattern came a second time: the guest started over.
+        case rebooted(line: String)
+        /// The caller stopped the run (for example: the guest asked for a file the tree lacks).
+        case stopped(reason: String)
     }
 
     public var ending: Ending
+    /// The serial console, escapes removed, one line per line.
     public var transcript: String
+    /// What QEMU itself wrote to its standard error.
+    public var diagnostics: String
     public var seconds: Double
+    /// Seconds since the start at which each pattern matched.
+    public var matchTimes: [Double]
+    /// True when the guest wrote anything to its serial console.
+    public var guestSpoke: Bool { !transcript.isEmpty }
 }
 
 /// Errors starting or running QEMU.
@@ -29,8 +45,32 @@ public enum QEMUError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs QEMU, streams its serial output line by line to `onLine`, and stops it when
-/// `isDone` accepts a line as the last one needed or the time budget runs out.
+/// Lets another thread end a run early, with a reason.
+public final class RunControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reason: String?
+    private var wake: (@Sendable () -> Void)?
+
+    public init() {}
+
+    public func stop(_ reason: String) {
+        let wake = lock.withLock { () -> (@Sendable () -> Void)? in
+            if self.reason == nil { self.reason = reason }
+            return self.wake
+        }
+        wake?()
+    }
+
+    var stopReason: String? { lock.withLock { reason } }
+
+    func onStop(_ wake: @escaping @Sendable () -> Void) {
+        lock.withLock { self.wake = wake }
+    }
+}
+
+/// Runs QEMU, feeds its serial console to a `SerialWatcher`, streams every event to
+/// `onEvent`, and stops QEMU when every pattern matched, a pattern's budget or the whole
+/// time ran out, the guest rebooted, or `control` asked to stop.
 public struct QEMURunner: Sendable {
     public var logger: Logger
 
@@ -47,97 +87,157 @@ public struct QEMURunner: Sendable {
         return nil
     }
 
-    public func run(_ command: QEMUCommand, timeout: Double,
-                    onLine: @escaping @Sendable (String) -> Void = { _ in },
-                    isDone: @escaping @Sendable (String) -> Bool = { _ in false }) throws(QEMUError) -> QEMUOutcome {
+    /// Runs `command` until the watcher is complete (when it has patterns), QEMU exits, or
+    /// `timeout` seconds (nil: no limit) pass. `finished` may end the run on a line of its own.
+    public func run(_ command: QEMUCommand, timeout: Double?, watcher: SerialWatcher,
+                    control: RunControl = RunControl(),
+                    onEvent: @escaping @Sendable (SerialEvent) -> Void = { _ in },
+                    finished: @escaping @Sendable (String) -> Bool = { _ in false }) throws(QEMUError) -> QEMUOutcome {
         guard let path = Self.findExecutable(command.executable) else { throw .notInstalled(command.executable) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = command.arguments
         process.currentDirectoryURL = URL(fileURLWithPath: command.workingDirectory)
         let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
-        process.standardError = output
+        process.standardError = errors
         process.standardInput = FileHandle.nullDevice
 
-        let state = SerialState()
-        let finished = DispatchSemaphore(value: 0)
+        let state = RunState(watcher: watcher)
+        let wake = DispatchSemaphore(value: 0)
+        let start = Date()
+        let outputClosed = DispatchSemaphore(value: 0)
         output.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             if data.isEmpty {
                 handle.readabilityHandler = nil
-                finished.signal()
+                state.markEnded()
+                outputClosed.signal()
+                wake.signal()
                 return
             }
-            for line in state.append(data) {
-                onLine(line)
-                if isDone(line) { state.markDone(); finished.signal() }
-            }
+            let (events, shouldWake) = state.feed(data, at: Date().timeIntervalSince(start), finished: finished)
+            for event in events { onEvent(event) }
+            if shouldWake { wake.signal() }
         }
+        let errorsClosed = DispatchSemaphore(value: 0)
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                errorsClosed.signal()
+                return
+            }
+            state.addDiagnostics(data)
+        }
+        control.onStop { wake.signal() }
+        // QEMU's exit wakes the wait too: the pipe's end of file alone was seen to come late.
+        process.terminationHandler = { _ in wake.signal() }
         logger.info("starting \(command.shellLine) in \(command.workingDirectory)")
-        let start = Date()
         do { try process.run() } catch {
+            output.fileHandleForReading.readabilityHandler = nil
+            errors.fileHandleForReading.readabilityHandler = nil
             throw .launchFailed(command.executable, reason: error.localizedDescription)
         }
-        let waited = finished.wait(timeout: .now() + timeout)
-        let done = state.isDone
-        if process.isRunning { process.terminate() }
+
+        var ending: QEMUOutcome.Ending?
+        while ending == nil {
+            let now = Date().timeIntervalSince(start)
+            let (patternDeadline, verdict) = state.status()
+            if let verdict { ending = verdict; break }
+            if let reason = control.stopReason { ending = .stopped(reason: reason); break }
+            if state.ended { break }
+            if !process.isRunning {
+                // Let the reader take what QEMU wrote last, then judge.
+                _ = outputClosed.wait(timeout: .now() + 2)
+                outputClosed.signal()
+                break
+            }
+            if let timeout, now >= timeout { ending = .timedOut; break }
+            if let deadline = patternDeadline.deadline, now >= deadline { ending = .patternTimedOut(index: patternDeadline.index); break }
+            let limits = [timeout, patternDeadline.deadline].compactMap { $0 }
+            let wait = max(0.01, (limits.min() ?? now + 3600) - now)
+            _ = wake.wait(timeout: .now() + wait)
+        }
+        if process.isRunning {
+            process.terminate()
+            // QEMU ends on SIGTERM, unless it inherited SIGTERM blocked: then it is killed.
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         process.waitUntilExit()
+        // The pipes reach their end once QEMU is gone: read what is left before judging.
+        _ = outputClosed.wait(timeout: .now() + 2)
+        _ = errorsClosed.wait(timeout: .now() + 2)
         output.fileHandleForReading.readabilityHandler = nil
-        let rest = state.flush()
-        if !rest.isEmpty { onLine(rest) }
-        let seconds = Date().timeIntervalSince(start)
-        let ending: QEMUOutcome.Ending = done ? .finished : (waited == .timedOut ? .timedOut : .exited(process.terminationStatus))
-        return QEMUOutcome(ending: ending, transcript: state.text, seconds: seconds)
+        errors.fileHandleForReading.readabilityHandler = nil
+        for event in state.flush(at: Date().timeIntervalSince(start)) { onEvent(event) }
+        if ending == nil { ending = state.status().verdict ?? .exited(process.terminationStatus) }
+        return QEMUOutcome(ending: ending!, transcript: state.transcript, diagnostics: state.diagnostics,
+                           seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes)
     }
 }
 
-/// The serial transcript, shared between the pipe's reader thread and the caller.
-final class SerialState: @unchecked Sendable {
+/// The run's shared state: the pipe readers feed it, the waiting thread judges it.
+final class RunState: @unchecked Sendable {
     private let lock = NSLock()
-    private var bytes: [UInt8] = []
-    private var pending: [UInt8] = []
-    private var done = false
+    private let watcher: SerialWatcher
+    private var lines: [String] = []
+    private var errorBytes: [UInt8] = []
+    private var verdict: QEMUOutcome.Ending?
+    private var outputEnded = false
 
-    /// Adds bytes and returns the lines they complete.
-    func append(_ data: Data) -> [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        bytes += data
-        pending += data
-        var lines: [String] = []
-        while let newline = pending.firstIndex(of: 0x0A) {
-            var line = Array(pending[..<newline])
-            if line.last == 0x0D { line.removeLast() }
-            lines.append(String(decoding: line, as: UTF8.self))
-            pending.removeSubrange(...newline)
+    init(watcher: SerialWatcher) {
+        self.watcher = watcher
+    }
+
+    /// Feeds console bytes; true when the waiting thread should look again.
+    func feed(_ data: Data, at time: Double, finished: (String) -> Bool) -> ([SerialEvent], Bool) {
+        lock.withLock {
+            let events = watcher.feed(data, at: time)
+            for event in events {
+                switch event {
+                case let .line(line):
+                    lines.append(line)
+                    if verdict == nil, finished(line) { verdict = .finished }
+                case let .rebooted(line):
+                    if verdict == nil { verdict = .rebooted(line: line) }
+                case .matched:
+                    if verdict == nil, watcher.isComplete, !watcher.patterns.isEmpty { verdict = .finished }
+                }
+            }
+            return (events, verdict != nil || events.contains { if case .matched = $0 { return true } else { return false } })
         }
-        return lines
     }
 
-    func flush() -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        let rest = String(decoding: pending, as: UTF8.self)
-        pending = []
-        return rest
+    func flush(at time: Double) -> [SerialEvent] {
+        lock.withLock {
+            let rest = watcher.unfinishedLine
+            guard !rest.isEmpty else { return [] }
+            let events = watcher.feed([0x0A], at: time)
+            for case let .line(line) in events { lines.append(line) }
+            if verdict == nil, watcher.isComplete, !watcher.patterns.isEmpty { verdict = .finished }
+            return events
+        }
     }
 
-    var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: bytes, as: UTF8.self)
+    func addDiagnostics(_ data: Data) {
+        lock.withLock { errorBytes += data }
     }
 
-    func markDone() {
-        lock.lock()
-        done = true
-        lock.unlock()
+    func markEnded() {
+        lock.withLock { outputEnded = true }
     }
 
-    var isDone: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return done
+    var ended: Bool { lock.withLock { outputEnded } }
+
+    /// The next pattern's deadline and the verdict so far.
+    func status() -> (deadline: (index: Int, deadline: Double?), verdict: QEMUOutcome.Ending?) {
+        lock.withLock { (deadline: (index: watcher.matchedCount, deadline: watcher.deadline), verdict: verdict) }
     }
+
+    var transcript: String { lock.withLock { lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n") } }
+    var diagnostics: String { lock.withLock { String(decoding: errorBytes, as: UTF8.self) } }
 }

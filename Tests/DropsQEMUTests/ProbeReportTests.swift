@@ -131,8 +131,43 @@ import Testing
         // A comma inside a command line is doubled, items are separated by single commas.
         #expect(args[args.firstIndex(of: "-initrd")! + 1] == "sigma0,roottask a,,b")
         #expect(args.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"))
-        #expect(!args.contains("-enable-kvm"))
+        #expect(args.starts(with: ["-accel", "tcg"]))
+        #expect(args.contains("-no-reboot"))
+        #expect(!args.contains("-smp"))
         // Twice the 3 MiB of modules plus 64, rounded up to 64 MiB, at least 128.
         #expect(args[args.firstIndex(of: "-m")! + 1] == "128")
+    }
+
+    func manifest() -> Manifest {
+        let first = Manifest.Module(name: "probe", role: .bootstrap, delivery: .boot, path: "bin/probe", size: 100,
+                                    sha256: "", cmdline: "probe", source: "", inspection: "", modaddr: nil)
+        return Manifest(format: 1, tool: "", profile: .init(name: "t", description: "", api: .l4env, arch: .amd64, sha256: ""),
+                        variables: [:], firstStage: first, modules: [], runtimeFiles: [], bootPaths: [], milestones: [], files: [])
+    }
+
+    @Test func machineOptionsReachEveryChain() {
+        let machine = MachineOptions(memoryMiB: 256, cpus: 2, nic: "rtl8139", kvm: true, extraArguments: ["-vga", "std"])
+        let network = QEMUCommand.network(manifest: manifest(), entry: "boot.ipxe", port: 40000, machine: machine)
+        #expect(network.executable == "qemu-system-x86_64")
+        #expect(network.arguments.starts(with: ["-accel", "kvm"]))
+        #expect(network.arguments.contains("user,id=n0,bootfile=tftp://10.0.2.2:40000/boot.ipxe"))
+        #expect(network.arguments.contains("rtl8139,netdev=n0"))
+        #expect(network.arguments[network.arguments.firstIndex(of: "-smp")! + 1] == "2")
+        #expect(network.arguments[network.arguments.firstIndex(of: "-m")! + 1] == "256")
+        // --qemu-arg goes last, so it can override what came before.
+        #expect(network.arguments.suffix(2) == ["-vga", "std"])
+        let multiboot = QEMUCommand.multiboot(manifest: manifest(), treeDirectory: "/t", machine: machine)
+        #expect(multiboot.arguments.suffix(2) == ["-vga", "std"])
+        #expect(!multiboot.arguments.contains("-initrd"))
+        // Without KVM the same command runs under TCG.
+        let tcg = network.withKVM(false)
+        #expect(tcg.arguments.starts(with: ["-accel", "tcg"]))
+        #expect(tcg.arguments.filter { $0 == "-accel" }.count == 1)
+    }
+
+    @Test func builtinServerServesTheTreeItself() {
+        let command = QEMUCommand.builtinNetwork(manifest: manifest(), entry: "lpxelinux.0", treeDirectory: "/srv/a,b")
+        #expect(command.arguments.contains("user,id=n0,tftp=/srv/a,,b,bootfile=lpxelinux.0"))
+        #expect(command.arguments.contains("e1000,netdev=n0"))
     }
 }
