@@ -53,8 +53,10 @@ public enum BootPathAnalysis {
                             reason: hasPXELinux
                                 ? "mboot.c32 passes `bin/NAME args` (the path as the first word)"
                                 : noPXELinux))
+        let rewritten = ([menu.firstStage] + menu.modules).filter { $0.args.contains { "\"'\\".contains($0) } }.map(\.name)
+        let rewriting = rewritten.isEmpty ? "" : "; GRUB 2 puts a backslash before quotes and backslashes, so \(rewritten.joined(separator: ", ")) would see changed command lines"
         result.append(.init(name: "grub2", entry: Grub2Config.fileName, usable: false,
-                            reason: "grub.cfg is written, but the tree has no GRUB 2 netboot image (made with grub-mknetdir) yet"))
+                            reason: "grub.cfg is written; GRUB 2's PXE image is made per run by drops-run --chain grub (grub-mkimage), the tree holds none for PCs yet" + rewriting))
         result.append(.init(name: "grub-legacy", entry: GrubLegacyMenu.fileName, usable: false,
                             reason: "menu.lst is written for a GRUB legacy netboot loader of your own (it passes `(nd)PATH args`); no such loader is shipped"))
         return result

@@ -11,6 +11,7 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
     case ruleViolation(String)
     case writeFailed(path: String, reason: String)
     case noManifest(directory: String, reason: String)
+    case toolFailed(String, String)
 
     public var description: String {
         switch self {
@@ -37,6 +38,8 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .noManifest(directory, reason):
             return "\(directory) is not an image tree: cannot read \(Manifest.fileName) (\(reason)); "
                 + "build one with drops-build profile NAME"
+        case let .toolFailed(tool, reason):
+            return "\(tool) failed: \(reason)"
         }
     }
 }
