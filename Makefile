@@ -18,7 +18,7 @@ PROBE_OUT := $(CURDIR)/build/probe
 # kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree;
 # curl, tftp-hpa and atftp are the TFTP clients of the tests, tftpd-hpa and dnsmasq the
 # reference servers of the benchmark.
-DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common make \
+DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -50,11 +50,14 @@ test: deps build
 demo: deps build
 	$(BIN)/drops-build profile selftest
 	$(BIN)/drops-build verify out/selftest
-	$(BIN)/drops-run selftest --chain pxelinux
+	$(BIN)/drops-run selftest --kvm off
 
 bench: deps probe
 	$(SWIFT) build -c release --product drops-serve
+	$(SWIFT) build -c release --product drops-build
+	$(SWIFT) build -c release --product drops-run
 	$(SWIFT) build -c release --product drops-bench
+	.build/release/drops-build profile selftest -q
 	.build/release/drops-bench $(BENCH_ARGS)
 
 install: CONFIG = release

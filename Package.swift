@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

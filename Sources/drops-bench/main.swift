@@ -221,3 +221,46 @@ say("|---|" + servers.map { _ in "---|" }.joined())
 for (scenario, cells) in rows {
     say("| \(scenario) | " + cells.joined(separator: " | ") + " |")
 }
+
+// 5. Booting the selftest image in QEMU (TCG) through each chain: our server beside QEMU's
+// built-in TFTP server, seconds from QEMU's start to the probe's `end` line (median).
+func bootSeconds(_ tree: String, chain: String, tftp: String) -> Double? {
+    let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drops-run").path
+    let output = work.path + "/run.json"
+    guard let process = try? ChildProcess([tool, tree, "--chain", chain, "--tftp", tftp, "--kvm", "off", "--json", "-q"], output: output),
+          process.wait() == 0,
+          let data = FileManager.default.contents(atPath: output),
+          let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let patterns = summary["patterns"] as? [[String: Any]] else { return nil }
+    return patterns.last?["seconds"] as? Double
+}
+
+func median(_ values: [Double]) -> Double? {
+    values.isEmpty ? nil : values.sorted()[values.count / 2]
+}
+
+let selftestTree = "out/selftest"
+if arguments.contains("--no-boot") {
+    say("boot: skipped (--no-boot)")
+} else if !FileManager.default.fileExists(atPath: selftestTree + "/manifest.json") {
+    say("boot: skipped, no \(selftestTree) (drops-build profile selftest makes it)")
+} else {
+    let runs = quick ? 1 : 3
+    say("")
+    say("Booting \(selftestTree) under TCG, seconds from QEMU's start to the probe's end line (median of \(runs)):")
+    say("")
+    say("| chain | drops-serve (in drops-run) | QEMU's built-in TFTP |")
+    say("|---|---|---|")
+    for chain in ["ipxe", "pxelinux", "grub"] {
+        var cells: [String] = []
+        for tftp in ["drops", "qemu"] {
+            guard !(chain == "grub" && tftp == "qemu") else {
+                cells.append("n/a (the GRUB image names our port)")
+                continue
+            }
+            let times = (0..<runs).compactMap { _ in bootSeconds(selftestTree, chain: chain, tftp: tftp) }
+            cells.append(times.count == runs ? String(format: "%.2f s", median(times)!) : "FAILED (\(runs - times.count) of \(runs) runs)")
+        }
+        say("| \(chain) | " + cells.joined(separator: " | ") + " |")
+    }
+}

@@ -7,33 +7,96 @@ import DropsTFTP
 import Foundation
 import NIOPosix
 
+/// The ways into a tree, as `--chain` names them.
+enum Chain: String, CaseIterable, ExpressibleByArgument {
+    case ipxe, pxelinux, grub, qemu
+
+    /// The file the firmware fetches first, relative to the tree.
+    func entry(_ manifest: Manifest) -> String? {
+        switch self {
+        case .ipxe: return IPXEScript.fileName
+        case .pxelinux: return IPXEScript.pxelinuxEntry
+        case .grub: return GrubNetImage.entry
+        case .qemu: return nil
+        }
+    }
+}
+
+/// Whose TFTP server the firmware fetches from.
+enum TFTPProvider: String, CaseIterable, ExpressibleByArgument {
+    case drops, qemu
+}
+
+extension KVMMode: ExpressibleByArgument {}
+
+/// Exit statuses, as `--help` documents them.
+enum RunExit {
+    static let mismatch: Int32 = 1
+    static let timeout: Int32 = 3
+    static let qemuEnded: Int32 = 4
+    static let rebooted: Int32 = 5
+}
+
 struct DropsRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drops-run",
-        abstract: "Boot an image tree in QEMU and check its serial console.",
+        abstract: "Boot an image tree in QEMU over the network, from our own TFTP server, and check its serial console.",
         discussion: """
-            Boots a tree in QEMU under TCG. The serial console streams to standard error.
+            drops-run boots a tree the way a PC boots it: QEMU's PXE firmware (iPXE) gets an \
+            address from QEMU's user-mode network and fetches the boot loader from drops-serve's \
+            TFTP server, which runs inside drops-run on 127.0.0.1 at a free port and serves the \
+            tree. The boot loader then fetches its menu and every module from the same server. \
+            No root is needed for any chain.
 
-            Chains (--chain):
-              qemu      QEMU's own Multiboot loader (-kernel and -initrd, run in the tree's bin/ \
-            folder so every image sees `name args`). No network.
-              pxelinux  the way a PC boots: QEMU's PXE ROM gets lpxelinux.0 from drops-serve's \
-            TFTP server, started in this process on 127.0.0.1 at a free port and serving the \
-            tree; PXELINUX's mboot.c32 then loads every module from it. Images see `bin/NAME \
-            args`. No root needed.
+            CHAINS (--chain)
+              ipxe      the tree's boot.ipxe. Within iPXE's multiboot limits (8 modules, 512 \
+            bytes of command lines) iPXE loads the chain itself and each image sees `URI args`; \
+            beyond them boot.ipxe hands over to PXELINUX. This is what a PC does.
+              pxelinux  lpxelinux.0 from Debian's pxelinux, then pxelinux.cfg/default and \
+            mboot.c32. Images see `bin/NAME args`.
+              grub      a GRUB 2 PXE image made for this run with grub-mkimage (Debian's \
+            grub-pc-bin) whose prefix names our server and port, then grub/grub.cfg. Images see \
+            `NAME args`.
+              qemu      QEMU's own Multiboot loader (-kernel/-initrd, run in bin/). No network.
 
-            For a probe image (the selftest profile) the probe kernel reports every module it \
-            received; drops-run compares size, SHA-256 and command line of each with \
-            manifest.json and prints the verified table. For other images it waits for the \
-            profile's milestones, in order.
+            CHECKS
+            The profile's milestones (manifest.json) are expected in order, each within its own \
+            budget (seconds since the one before). --expect adds regular expressions after them; \
+            --no-milestones drops the profile's. The run ends as soon as every pattern was seen. \
+            Without any pattern the console stays attached until QEMU exits. A probe image (the \
+            selftest profile) reports every module it received: size, SHA-256 and command line \
+            are compared with the manifest and printed as a table.
 
-            The iPXE and GRUB 2 chains are not available in this version.
+            Before booting, the tree is checked against its manifest (--no-verify skips that); \
+            a file the guest asks for that the manifest lists but the tree lacks ends the run \
+            at once, by name.
 
-            Exit status: 0 verified, 1 a module or milestone did not match, 2 usage error, \
-            3 timeout, 4 QEMU ended before the check was complete.
+            PROGRESS
+            Standard error shows the serial console (lines start with `|`) and what happens: \
+            server started, each file served (name, size, time), each pattern matched. -q shows \
+            only the result; --json prints a summary object on standard output; --tap prints \
+            TAP (one test per pattern and per probe module) on standard output.
 
-            Example:
-              drops-build profile selftest && drops-run selftest
+            KVM
+            --kvm auto (default, or $DROPS_KVM) uses KVM when /dev/kvm opens; when QEMU fails \
+            under KVM or the guest resets before writing anything, the run is repeated under \
+            TCG and the failure is remembered ($XDG_CACHE_HOME/drops/kvm-failures) for this \
+            QEMU, kernel and chain, so later runs go to TCG directly. A guest that wrote to its \
+            console and then failed is reported, never retried.
+
+            EXIT STATUS
+              0  every pattern seen (and, for a probe image, every module verified)
+              1  the boot does not match the manifest: a module differs or is missing
+              2  usage error, or the tree or profile cannot be used
+              3  timeout: a pattern did not come within its budget or --timeout
+              4  QEMU ended (or failed) before the check was complete
+              5  the guest rebooted: it reset, or its first milestone came a second time
+
+            EXAMPLES
+              drops-run selftest                      # the probe image, over iPXE
+              drops-run selftest --chain grub --nic rtl8139
+              drops-run l4env --build --expect 'login:' --timeout 300
+              drops-run out/selftest --tap > selftest.tap
             """,
         version: DropsVersion.current)
 
@@ -43,20 +106,47 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Folder the profile trees are in.", valueName: "dir"))
     var out = "out"
 
-    @Option(name: .long, help: ArgumentHelp("How to boot: qemu (QEMU's Multiboot loader) or pxelinux (PXE over the network from our TFTP server).", valueName: "chain"))
-    var chain = "qemu"
+    @Flag(name: .long, help: "Build the profile's tree first (drops-build profile NAME --out OUT).")
+    var build = false
 
-    @Option(name: .long, help: ArgumentHelp("Network card model for network chains (e1000, rtl8139, pcnet, ne2k_pci, virtio-net-pci).", valueName: "model"))
-    var nic = "e1000"
+    @Option(name: .long, help: ArgumentHelp("How to boot: ipxe, pxelinux, grub or qemu.", valueName: "chain"))
+    var chain: Chain = .ipxe
 
-    @Option(name: .long, help: ArgumentHelp("Seconds the whole boot may take.", valueName: "seconds"))
-    var timeout: Double = 120
+    @Option(name: .long, help: ArgumentHelp("Also expect this regular expression, after the milestones (repeatable).", valueName: "regex"))
+    var expect: [String] = []
+
+    @Flag(name: .long, help: "Do not expect the profile's milestones.")
+    var noMilestones = false
+
+    @Option(name: .long, help: ArgumentHelp("Seconds the whole boot may take (default: 300 when patterns are expected, else no limit).", valueName: "seconds"))
+    var timeout: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Use KVM: auto, on or off.", valueName: "mode"))
+    var kvm: KVMMode?
 
     @Option(name: .long, help: ArgumentHelp("Guest memory in MiB (default: twice the modules' size plus 64, at least 128).", valueName: "MiB"))
     var memory: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Virtual CPUs.", valueName: "n"))
+    var cpus = 1
+
+    @Option(name: .long, help: ArgumentHelp("Network card: e1000, rtl8139, pcnet, ne2k_pci or virtio.", valueName: "model"))
+    var nic = "e1000"
+
+    @Option(name: .long, help: ArgumentHelp("Whose TFTP server the firmware uses: drops (ours) or qemu (QEMU's built-in one, for comparison).", valueName: "server"))
+    var tftp: TFTPProvider = .drops
+
     @Option(name: .long, help: ArgumentHelp("Also write the serial output to this file.", valueName: "file"))
     var serialLog: String?
+
+    @Option(name: .long, parsing: .unconditionalSingleValue, help: ArgumentHelp("Pass this argument on to QEMU (repeatable).", valueName: "arg"))
+    var qemuArg: [String] = []
+
+    @Flag(name: .long, help: "Boot even when the tree differs from its manifest.")
+    var noVerify = false
+
+    @Flag(name: .long, help: "Print the result as TAP on standard output.")
+    var tap = false
 
     @Flag(name: .long, help: "Print the QEMU command line and exit.")
     var dryRun = false
@@ -64,171 +154,137 @@ struct DropsRun: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        guard ["qemu", "pxelinux"].contains(chain) else { throw ValidationError("--chain is qemu or pxelinux") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }
+        guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 64") }
+        guard MachineOptions.nicModels[nic] != nil else {
+            throw ValidationError("--nic \(nic) is not a card QEMU has a PXE ROM for; use one of \(MachineOptions.nicModels.keys.sorted().joined(separator: ", "))")
+        }
+        for pattern in expect {
+            if let problem = ExpectedPattern(pattern, kind: .regex).compileError {
+                throw ValidationError("--expect '\(pattern)' is not a valid regular expression: \(problem)")
+            }
+        }
+        if tftp == .qemu && chain == .grub {
+            throw ValidationError("--tftp qemu works with --chain ipxe or pxelinux: the grub chain's image is made per run and only our server serves it")
+        }
+        if tftp == .qemu && chain == .qemu { throw ValidationError("--tftp needs a network chain (ipxe, pxelinux or grub)") }
+        if build && isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
+        if tap && output.json { throw ValidationError("--tap and --json both write to standard output; choose one") }
+    }
+
+    var kvmMode: KVMMode {
+        kvm ?? ProcessInfo.processInfo.environment["DROPS_KVM"].flatMap { KVMMode(rawValue: $0) } ?? .auto
     }
 
     func run() throws {
         CommandMain.bootstrapLogging(output.logLevel)
-        var isDirectory: ObjCBool = false
-        let tree = FileManager.default.fileExists(atPath: image, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? image : "\(out)/\(image)"
+        // QEMU inherits our signal mask: with SIGTERM blocked by whoever started us, it
+        // could not be stopped at the end of a run.
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        sigprocmask(SIG_SETMASK, &unblocked, nil)
+        let progress = Progress(quiet: output.quiet)
+        if build { try buildTree(progress) }
+        let tree = isDirectory(image) ? image : "\(out)/\(image)"
         let treeDirectory = URL(fileURLWithPath: tree).standardizedFileURL.path
         let manifest: Manifest
         do { manifest = try TreeVerifier.loadManifest(directory: treeDirectory) } catch {
-            throw CommandFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree))"))
+            throw CommandFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree); --build builds it)"))
         }
-        var server: (TFTPServer, MultiThreadedEventLoopGroup)?
-        defer {
-            if let (tftp, group) = server {
-                tftp.shutdown(grace: .seconds(1))
-                try? group.syncShutdownGracefully()
+        try checkChain(manifest)
+        let patterns = expectedPatterns(manifest)
+        let watcher: SerialWatcher
+        do { watcher = try SerialWatcher(patterns: patterns) } catch { throw CommandFailure("\(error)") }
+        let limit = timeout ?? (patterns.isEmpty ? nil : 300)
+
+        if !dryRun && !noVerify {
+            // A tree that no longer matches its manifest cannot pass the check: say what
+            // differs now instead of after the firmware's timeout.
+            if let differences = try? TreeVerifier.verify(directory: treeDirectory).differences, !differences.isEmpty {
+                throw CommandFailure("\(treeDirectory) differs from its manifest (rebuild it: drops-build profile \(manifest.profile.name); "
+                                     + "or boot it as it is: --no-verify): " + differences.map(\.description).joined(separator: "; "),
+                                     exitCode: RunExit.mismatch)
             }
         }
-        let command: QEMUCommand
-        if chain == "pxelinux" {
+
+        let session = try BootSession(run: self, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
+        defer { session.close() }
+        if dryRun {
+            let command = session.command(kvm: kvmMode == .on)
+            print("cd \(command.workingDirectory) && \(command.shellLine)")
+            return
+        }
+        let log = try openSerialLog()
+        let echo = !output.quiet && !output.json && !tap
+        let outcome = try session.boot(watcher: watcher, timeout: limit, mode: kvmMode, onLine: { line in
+            if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
+            log?.write(Data((line + "\n").utf8))
+        })
+        try? log?.close()
+        try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
+    }
+
+    func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// The profile's milestones (unless --no-milestones), then every --expect.
+    func expectedPatterns(_ manifest: Manifest) -> [ExpectedPattern] {
+        let milestones = noMilestones ? [] : manifest.milestones.map { ExpectedPattern($0.pattern, kind: .text, budget: $0.timeout) }
+        return milestones + expect.map { ExpectedPattern($0, kind: .regex) }
+    }
+
+    /// Refuses a chain the tree cannot boot, with the reason, before anything starts.
+    func checkChain(_ manifest: Manifest) throws {
+        switch chain {
+        case .pxelinux:
             guard let path = manifest.bootPaths.first(where: { $0.name == "pxelinux" }), path.usable else {
                 let reason = manifest.bootPaths.first(where: { $0.name == "pxelinux" })?.reason ?? "the manifest has no pxelinux boot path"
                 throw CommandFailure("this tree cannot boot through PXELINUX: \(reason)")
             }
-            var port = 0
-            if !dryRun {
-                let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-                var configuration = TFTPServerConfiguration(root: treeDirectory)
-                configuration.host = "127.0.0.1"
-                configuration.port = 0
-                do {
-                    let tftp = try TFTPServer(configuration: configuration, group: group)
-                    port = try tftp.start().port ?? 0
-                    server = (tftp, group)
-                } catch {
-                    try? group.syncShutdownGracefully()
-                    throw CommandFailure(error.description)
-                }
+        case .ipxe:
+            guard let path = manifest.bootPaths.first(where: { $0.name == "ipxe" }) else {
+                throw CommandFailure("this tree has no boot.ipxe; rebuild it with drops-build profile \(manifest.profile.name)")
             }
-            command = QEMUCommand.network(manifest: manifest, entry: path.entry, port: port, nic: nic, memoryMiB: memory)
-        } else {
-            command = QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, memoryMiB: memory)
-        }
-        if dryRun {
-            print("cd \(command.workingDirectory) && \(command.shellLine)")
-            return
-        }
-        // A tree that no longer matches its manifest cannot pass the check: say what differs
-        // now instead of after the firmware's timeout.
-        if let differences = try? TreeVerifier.verify(directory: treeDirectory).differences, !differences.isEmpty {
-            throw CommandFailure("\(treeDirectory) differs from its manifest, rebuild it (drops-build profile \(manifest.profile.name)): "
-                                 + differences.map(\.description).joined(separator: "; "))
-        }
-        let log = serialLog.flatMap { path -> FileHandle? in
-            FileManager.default.createFile(atPath: path, contents: nil)
-            return FileHandle(forWritingAtPath: path)
-        }
-        if serialLog != nil && log == nil { throw CommandFailure("cannot write the serial log \(serialLog!)") }
-        let echo = !output.quiet && !output.json
-        let watcher = MilestoneWatcher(milestones: manifest.milestones)
-        let outcome: QEMUOutcome
-        do {
-            outcome = try QEMURunner().run(command, timeout: timeout, onLine: { line in
-                if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
-                log?.write(Data((line + "\n").utf8))
-            }, isDone: { line in
-                line.contains("DROPS-PROBE end") || watcher.consume(line)
-            })
-        } catch {
-            throw CommandFailure(error.description)
-        }
-        try? log?.close()
-        try report(manifest: manifest, outcome: outcome, watcher: watcher)
-    }
-
-    func report(manifest: Manifest, outcome: QEMUOutcome, watcher: MilestoneWatcher) throws {
-        let probe = ProbeReport.parse(outcome.transcript)
-        let seconds = String(format: "%.1f", outcome.seconds)
-        if probe.started {
-            let check = ProbeCheck(manifest: manifest, report: probe, form: chain == "pxelinux" ? .path : .name)
-            if output.json {
-                try CommandMain.printJSON(RunSummary(check: check, seconds: outcome.seconds))
-            } else {
-                print(check.table())
-                print(check.ok ? "verified \(check.rows.count) modules against \(Manifest.fileName) in \(seconds) s" : "MISMATCH")
+            // boot.ipxe hands large chains over to PXELINUX: that needs PXELINUX's files.
+            if !path.usable, manifest.bootPaths.first(where: { $0.name == "pxelinux" })?.usable != true {
+                throw CommandFailure("this tree cannot boot through iPXE: \(path.reason)")
             }
-            if check.ok { return }
-            if !probe.isComplete { throw failure(outcome, expected: "the probe's end line") }
-            throw CommandFailure("the booted modules do not match \(Manifest.fileName)")
-        }
-        if watcher.isComplete {
-            print("all \(manifest.milestones.count) milestones seen in \(seconds) s")
-            return
-        }
-        throw failure(outcome, expected: watcher.next.map { "milestone '\($0)'" } ?? "output")
-    }
-
-    func failure(_ outcome: QEMUOutcome, expected: String) -> CommandFailure {
-        let tail = outcome.transcript.split(whereSeparator: \.isNewline).suffix(40).joined(separator: "\n")
-        switch outcome.ending {
-        case .timedOut:
-            return CommandFailure("timed out after \(Int(timeout)) s waiting for \(expected); last serial lines:\n\(tail)", exitCode: 3)
-        default:
-            return CommandFailure("QEMU ended before \(expected) appeared; last serial lines:\n\(tail)", exitCode: 4)
+        case .grub:
+            if let reason = GrubNetImage.unavailableReason() { throw CommandFailure("cannot boot through GRUB 2: \(reason)") }
+            guard manifest.files.contains(where: { $0.path == Grub2Config.fileName }) else {
+                throw CommandFailure("this tree has no \(Grub2Config.fileName); rebuild it with drops-build profile \(manifest.profile.name)")
+            }
+        case .qemu:
+            break
         }
     }
-}
 
-struct RunSummary: Encodable {
-    struct Row: Encodable {
-        var index: Int
-        var name: String
-        var ok: Bool
-        var size: Int
-        var sha256: String
-        var cmdline: String
-        var problems: [String]
-    }
-    var ok: Bool
-    var seconds: Double
-    var modules: [Row]
-    var problems: [String]
-
-    init(check: ProbeCheck, seconds: Double) {
-        ok = check.ok
-        self.seconds = seconds
-        modules = check.rows.map {
-            Row(index: $0.index, name: $0.name, ok: $0.ok, size: $0.reported?.size ?? -1,
-                sha256: $0.reported?.sha256 ?? "", cmdline: $0.reported?.cmdline ?? "", problems: $0.problems)
+    func openSerialLog() throws -> FileHandle? {
+        guard let serialLog else { return nil }
+        guard FileManager.default.createFile(atPath: serialLog, contents: nil), let handle = FileHandle(forWritingAtPath: serialLog) else {
+            throw CommandFailure("cannot write the serial log \(serialLog); check that its folder exists and is writable")
         }
-        problems = check.problems
-    }
-}
-
-/// Follows the profile's milestones in order through the serial lines.
-final class MilestoneWatcher: @unchecked Sendable {
-    private let lock = NSLock()
-    private let patterns: [String]
-    private var seen = 0
-
-    init(milestones: [Milestone]) {
-        patterns = milestones.map(\.pattern)
+        return handle
     }
 
-    /// True once the last milestone has been seen.
-    func consume(_ line: String) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if seen < patterns.count, line.contains(patterns[seen]) { seen += 1 }
-        return !patterns.isEmpty && seen == patterns.count
-    }
-
-    var isComplete: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return seen == patterns.count
-    }
-
-    var next: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return seen < patterns.count ? patterns[seen] : nil
+    /// Runs drops-build from beside this executable (or from PATH) to build the profile.
+    func buildTree(_ progress: Progress) throws {
+        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("drops-build").path
+        let executable = FileManager.default.isExecutableFile(atPath: own) ? own : QEMURunner.findExecutable("drops-build")
+        guard let executable else { throw CommandFailure("--build needs drops-build beside drops-run or on PATH") }
+        progress.say("building \(image) with \(executable)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["profile", image, "--out", out] + (output.quiet ? ["-q"] : [])
+        // The build's table goes to standard error: standard output is the run's.
+        process.standardOutput = FileHandle.standardError
+        do { try process.run() } catch { throw CommandFailure("cannot start \(executable): \(error.localizedDescription)") }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CommandFailure("building \(image) failed (drops-build exit status \(process.terminationStatus))", exitCode: 2)
+        }
     }
 }

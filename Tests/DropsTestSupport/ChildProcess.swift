@@ -12,7 +12,9 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Starts `arguments[0]` (an absolute path) with standard output and error sent to the
     /// given files (default /dev/null) and standard input from /dev/null.
-    public init(_ arguments: [String], output: String = "/dev/null", errors: String = "/dev/null") throws {
+    /// `environment` adds to (or, with an empty value, removes from) this process's environment.
+    public init(_ arguments: [String], output: String = "/dev/null", errors: String = "/dev/null",
+                environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -21,8 +23,26 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value.isEmpty ? nil : value }
+        var envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in envp { free(pointer) } }
+        // The child starts with no blocked signals and default handlers, whatever the
+        // calling thread had: a test runner's thread may block SIGTERM, and a child that
+        // inherits that (and hands it on to its own children) cannot be stopped.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let result = posix_spawn(&child, arguments[0], &actions, nil, &argv, environ)
+        let result = posix_spawn(&child, arguments[0], &actions, &attributes, &argv, &envp)
         guard result == 0 else {
             throw NSError(domain: "ChildProcess", code: Int(result),
                           userInfo: [NSLocalizedDescriptionKey: "cannot start \(arguments[0]): \(String(cString: strerror(result)))"])

@@ -187,10 +187,15 @@ import Testing
     @Test func runDryRunPrintsTheQEMUCommand() throws {
         let (work, components) = workspace()
         #expect(try run("drops-build", ["profile", "v2", "--search-path", components], in: work.path).status == 0)
-        let result = try run("drops-run", ["v2", "--dry-run"], in: work.path)
+        let result = try run("drops-run", ["v2", "--dry-run", "--chain", "qemu"], in: work.path)
         #expect(result.status == 0)
         #expect(result.stdout.contains("qemu-system-i386"))
         #expect(result.stdout.contains("-kernel rmgr"))
+        let network = try run("drops-run", ["v2", "--dry-run", "--kvm", "off"], in: work.path)
+        #expect(network.status == 0)
+        #expect(network.stdout.contains("-accel tcg"))
+        #expect(network.stdout.contains("bootfile=tftp://10.0.2.2:"))
+        #expect(network.stdout.contains("/boot.ipxe"))
         // A module deleted after the build is named before QEMU starts.
         try FileManager.default.removeItem(atPath: work.path + "/out/v2/bin/sigma0")
         let deleted = try run("drops-run", ["v2"], in: work.path)

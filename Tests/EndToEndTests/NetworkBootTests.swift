@@ -1,47 +1,279 @@
 import DropsImage
 import DropsModel
 import DropsQEMU
-import DropsTFTP
 import DropsTestSupport
 import Foundation
-import NIOPosix
 import Testing
 
-/// The selftest image booted the way a PC boots it: QEMU's PXE ROM fetches lpxelinux.0 from
-/// our own TFTP server, PXELINUX's mboot.c32 loads every module from it, and the probe's
-/// report is compared with the manifest.
+/// Runs drops-run as a person does and returns its exit status and output.
+enum DropsRunTool {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+
+        /// The `--json` summary.
+        var summary: [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] ?? [:]
+        }
+
+        /// Files our TFTP server delivered, from the `--json` summary, as paths in the tree
+        /// (menus ask for /PROFILE/bin/NAME).
+        var served: Set<String> {
+            let records = summary["served"] as? [[String: Any]] ?? []
+            let profile = (summary["profile"] as? String ?? "") + "/"
+            return Set(records.filter { $0["outcome"] as? String == "ok" }.compactMap { $0["file"] as? String }.map { name in
+                var path = Substring(name)
+                while path.hasPrefix("/") { path = path.dropFirst() }
+                if path.hasPrefix(profile) { path = path.dropFirst(profile.count) }
+                return String(path)
+            })
+        }
+
+        var failedModules: [String] {
+            (summary["modules"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool == false }.compactMap { $0["name"] as? String }
+        }
+
+        var verifiedModules: Int {
+            (summary["modules"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool == true }.count
+        }
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = ["DROPS_KVM": "off"]) throws -> Result {
+        let tool = try #require(CommandLineTests.executable("drops-run"), "build the tools first (make build)")
+        let scratch = TemporaryDirectory("drops-run-out")
+        let out = scratch.path + "/stdout", err = scratch.path + "/stderr"
+        let child = try ChildProcess([tool] + arguments, output: out, errors: err, environment: environment)
+        let status = child.wait()
+        return Result(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+}
+
+/// The selftest image booted the way a PC boots it, through drops-run: QEMU's PXE ROM gets
+/// its boot loader from our own TFTP server, the loader fetches every module from it, and
+/// the probe's report is compared with the manifest. Each chain, a second NIC model, and
+/// the failures drops-run must name.
 @Suite(.serialized) struct NetworkBootTests {
-    @Test func pxelinuxChainDeliversEveryModuleThroughOurServer() throws {
+    func selftest(_ out: TemporaryDirectory) throws -> BuildResult {
         try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
-        let out = TemporaryDirectory("drops-net")
         let plan = try Planner.plan(try ProfileLoader(directory: Repository.profiles).load("selftest"), options: PlanOptions())
         let result = try ImageBuilder().build(plan, outputRoot: out.path)
-        let pxelinux = try #require(result.manifest.bootPaths.first { $0.name == "pxelinux" })
-        try #require(pxelinux.usable, "PXELINUX files missing: \(pxelinux.reason)")
+        try #require(result.manifest.bootPaths.first { $0.name == "pxelinux" }?.usable == true, "install pxelinux and syslinux-common (make deps)")
+        return result
+    }
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var configuration = TFTPServerConfiguration(root: result.directory)
-        configuration.host = "127.0.0.1"
-        configuration.port = 0
-        let server = try TFTPServer(configuration: configuration, group: group)
-        defer {
-            server.shutdown(grace: .seconds(1))
-            try? group.syncShutdownGracefully()
+    /// Three probe images without quotes: small enough for iPXE's own multiboot loader, and a
+    /// command line GRUB 2 passes unchanged.
+    func shortChain(_ out: TemporaryDirectory) throws -> BuildResult {
+        try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
+        out.write("profiles/short.toml", text: """
+            description = "three probe images"
+            api = "multiboot"
+            search_path = ["\(Repository.probeBuild)"]
+            milestones = [{ pattern = "DROPS-PROBE hello", timeout = 60 }, { pattern = "DROPS-PROBE end", timeout = 30 }]
+            [loader]
+            name = "probe"
+            role = "multiboot"
+            args = "-serial"
+            [[module]]
+            name = "fiasco"
+            role = "kernel"
+            args = "-nokdb -comport 1"
+            [[module]]
+            name = "sigma0"
+            role = "sigma0"
+            [[module]]
+            name = "names"
+            role = "server"
+            args = "--verbose=0"
+            """)
+        let plan = try Planner.plan(try ProfileLoader(directory: out.path + "/profiles").load("short"), options: PlanOptions())
+        return try ImageBuilder().build(plan, outputRoot: out.path + "/out")
+    }
+
+    func expectEveryModuleServed(_ run: DropsRunTool.Result, _ result: BuildResult, also: [String],
+                                 sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let served = run.served
+        for path in [result.manifest.firstStage.path] + result.manifest.modules.map(\.path) + also {
+            #expect(served.contains(path), "\(path) was not fetched from our server: \(served.sorted())", sourceLocation: sourceLocation)
         }
-        let port = try #require(try server.start().port)
-        let command = QEMUCommand.network(manifest: result.manifest, entry: pxelinux.entry, port: port)
-        let outcome = try QEMURunner().run(command, timeout: 120, isDone: { $0.contains("DROPS-PROBE end") })
-        let report = ProbeReport.parse(outcome.transcript)
-        let check = ProbeCheck(manifest: result.manifest, report: report, form: .path)
-        #expect(check.ok, "\(check.table())\n\(outcome.transcript.suffix(2000))")
-        #expect(report.loaderName?.hasPrefix("PXELINUX") == true)
-        // Every module really came from our server, not from QEMU's built-in TFTP.
-        let served = Set(server.finishedTransfers.filter { $0.outcome == "ok" }.map(\.file))
-        for module in result.manifest.modules {
-            #expect(served.contains(module.path), "\(module.path) was not fetched from drops-serve")
-        }
-        #expect(served.contains("lpxelinux.0"))
-        #expect(served.contains("mboot.c32"))
+    }
+
+    @Test func ipxeChainHandsTheLargeSelftestToPXELinux() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "ipxe", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == result.manifest.modules.count)
+        expectEveryModuleServed(run, result, also: ["boot.ipxe", "lpxelinux.0", "pxelinux.cfg/default", "mboot.c32"])
+        #expect(run.stderr.contains("the firmware has its DHCP lease"))
+        #expect(run.stderr.contains("served bin/ramdisk.img (4.0 MiB"))
+    }
+
+    @Test func ipxeLoadsASmallChainItself() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try shortChain(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "ipxe", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == 3)
+        expectEveryModuleServed(run, result, also: ["boot.ipxe"])
+        #expect(!run.served.contains("lpxelinux.0"))
+        // iPXE passes each image's URI as the first word of its command line.
+        let modules = run.summary["modules"] as? [[String: Any]] ?? []
+        #expect((modules.first?["cmdline"] as? String)?.hasPrefix("tftp://10.0.2.2:") == true, "\(modules)")
+    }
+
+    @Test func pxelinuxChainOnASecondNICModel() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--nic", "rtl8139", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == result.manifest.modules.count)
+        expectEveryModuleServed(run, result, also: ["lpxelinux.0", "ldlinux.c32", "mboot.c32"])
+        #expect(run.stderr.contains("rtl8139"))
+    }
+
+    @Test func grubChainDeliversEveryModuleAndShowsHowGRUBRewritesQuotes() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "grub", "--json"])
+        // The selftest's roottask line has quotes (task modname "names"); GRUB 2 puts a
+        // backslash before each, so that module is reported, and nothing else.
+        #expect(run.status == 1, "\(run.stderr.suffix(3000))")
+        #expect(run.failedModules == ["roottask"])
+        #expect(run.verifiedModules == result.manifest.modules.count - 1)
+        #expect(run.stderr.contains("GRUB 2 put a backslash before each quote"))
+        expectEveryModuleServed(run, result, also: [GrubNetImage.entry, Grub2Config.fileName])
+    }
+
+    @Test func grubChainPassesAQuoteFreeChain() throws {
+        try #require(GrubNetImage.unavailableReason() == nil, "install grub-pc-bin (make deps)")
+        let out = TemporaryDirectory("drops-net")
+        let result = try shortChain(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "grub", "--nic", "virtio", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == 3)
+        expectEveryModuleServed(run, result, also: [GrubNetImage.entry, Grub2Config.fileName])
+    }
+
+    @Test func moduleDeletedAfterTheBuildIsNamed() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        try FileManager.default.removeItem(atPath: result.directory + "/bin/sigma0")
+        // Before booting: the tree is checked against its manifest.
+        let before = try DropsRunTool.run([result.directory, "--chain", "pxelinux"])
+        #expect(before.status == 1)
+        #expect(before.stderr.contains("bin/sigma0"), "\(before.stderr)")
+        #expect(!before.stderr.contains("starting qemu"))
+        // While booting (--no-verify): the guest's request for it ends the run at once, by name.
+        let during = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--no-verify", "--timeout", "100"])
+        #expect(during.status == 1, "\(during.stderr.suffix(3000))")
+        #expect(during.stderr.contains("the guest asked for bin/sigma0, which the manifest lists but the tree does not have"), "\(during.stderr.suffix(2000))")
+        #expect(!during.stderr.contains("timed out"))
+    }
+
+    @Test func qemusBuiltInServerForComparison() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--tftp", "qemu", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == result.manifest.modules.count)
+        #expect(run.served.isEmpty)
+    }
+
+    @Test func kvmAutoFindsAWayToBoot() throws {
+        let out = TemporaryDirectory("drops-net")
+        let result = try selftest(out)
+        let cache = TemporaryDirectory("drops-cache")
+        let environment = ["XDG_CACHE_HOME": cache.path, "DROPS_KVM": ""]
+        let first = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--kvm", "auto", "--json"], environment: environment)
+        #expect(first.status == 0, "\(first.stderr.suffix(3000))")
+        #expect(first.verifiedModules == result.manifest.modules.count)
+        guard first.stderr.contains("trying again under TCG") else { return }
+        // KVM failed here: the next run goes to TCG at once and says why.
+        #expect(FileManager.default.fileExists(atPath: cache.path + "/drops/kvm-failures"))
+        let second = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--json"], environment: environment)
+        #expect(second.status == 0)
+        #expect(second.stderr.contains("KVM failed here before"))
+        #expect(!second.stderr.contains("(KVM,"))
+    }
+}
+
+/// drops-run's checks and exit statuses on the quick QEMU chain.
+@Suite(.serialized) struct RunOutcomeTests {
+    func selftest(_ out: TemporaryDirectory) throws -> BuildResult {
+        try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
+        let plan = try Planner.plan(try ProfileLoader(directory: Repository.profiles).load("selftest"), options: PlanOptions())
+        return try ImageBuilder().build(plan, outputRoot: out.path)
+    }
+
+    @Test func tapReportsEveryPatternAndModule() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--tap"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        let count = result.manifest.milestones.count + result.manifest.modules.count
+        #expect(lines.first == "TAP version 13")
+        #expect(lines.contains("1..\(count)"))
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == count)
+        #expect(lines.contains { $0.hasPrefix("ok 1 - 'DROPS-PROBE hello' at ") })
+    }
+
+    @Test func aPatternThatNeverComesIsATimeoutWithTheConsoleTail() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        // -S keeps the virtual CPU stopped: the guest never says anything.
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--timeout", "3", "--qemu-arg", "-S"])
+        #expect(run.status == 3, "\(run.stderr)")
+        #expect(run.stderr.contains("timed out after 3 s waiting for pattern 1 of 3, 'DROPS-PROBE hello'"), "\(run.stderr)")
+        #expect(run.stderr.contains("the guest wrote nothing"))
+    }
+
+    @Test func qemuEndingEarlyIsItsOwnFailure() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        // The probe ends QEMU after its report; a pattern after that can never come.
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--no-milestones", "--expect", "after the end"])
+        #expect(run.status == 4, "\(run.stderr)")
+        #expect(run.stderr.contains("QEMU ended with status 33 while waiting for pattern 1 of 1, /after the end/"), "\(run.stderr)")
+        #expect(run.stderr.contains("DROPS-PROBE end modules=14"))
+    }
+
+    @Test func firstPatternSeenAgainIsAReboot() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        // Every module line matches the first pattern: to the watcher the console started over.
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--no-milestones",
+                                        "--expect", "DROPS-PROBE module [0-9]+", "--expect", "never"])
+        #expect(run.status == 5, "\(run.stderr)")
+        #expect(run.stderr.contains("the guest rebooted"))
+    }
+
+    @Test func badRegularExpressionIsAUsageError() throws {
+        let run = try DropsRunTool.run(["/nonexistent", "--expect", "([x"])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("--expect '([x' is not a valid regular expression"))
+        let nic = try DropsRunTool.run(["/nonexistent", "--nic", "3c509"])
+        #expect(nic.status == 2)
+        #expect(nic.stderr.contains("e1000"))
+    }
+
+    @Test func buildFirstThenBoot() throws {
+        try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
+        let out = TemporaryDirectory("drops-run")
+        // drops-run hands its environment to drops-build, which finds the profiles by it.
+        let tool = try #require(CommandLineTests.executable("drops-run"))
+        let scratch = TemporaryDirectory("drops-run-out")
+        let child = try ChildProcess([tool, "selftest", "--build", "--out", out.path, "--chain", "qemu", "-q"],
+                                     output: scratch.path + "/stdout", errors: scratch.path + "/stderr",
+                                     environment: ["DROPS_KVM": "off", "DROPS_PROFILES_DIR": Repository.profiles])
+        let status = child.wait()
+        let stdout = (try? String(contentsOfFile: scratch.path + "/stdout", encoding: .utf8)) ?? ""
+        #expect(status == 0, "\((try? String(contentsOfFile: scratch.path + "/stderr", encoding: .utf8)) ?? "")")
+        #expect(stdout.contains("verified 14 modules"))
+        #expect(FileManager.default.fileExists(atPath: out.path + "/selftest/manifest.json"))
     }
 }
 
@@ -65,6 +297,9 @@ import Testing
         #expect(!ProbeCheck(manifest: manifest, report: ProbeReport.parse(transcript), form: .name).ok)
         let renamed = transcript.replacingOccurrences(of: "bin/sigma0 -v", with: "bin/sigma1 -v")
         #expect(!ProbeCheck(manifest: manifest, report: ProbeReport.parse(renamed), form: .path).ok)
+        // iPXE's form: the image's full URI as the first word.
+        let uri = transcript.replacingOccurrences(of: "\"bin/", with: "\"tftp://10.0.2.2:40000/bin/")
+        #expect(ProbeCheck(manifest: manifest, report: ProbeReport.parse(uri), form: .path).ok)
     }
 
     @Test func networkCommandPointsTheFirmwareAtOurPort() {
@@ -72,7 +307,7 @@ import Testing
                                     cmdline: "probe", source: "", inspection: "", modaddr: nil)
         let manifest = Manifest(format: 1, tool: "", profile: .init(name: "t", description: "", api: .l4env, arch: .ia32, sha256: ""),
                                 variables: [:], firstStage: first, modules: [], runtimeFiles: [], bootPaths: [], milestones: [], files: [])
-        let command = QEMUCommand.network(manifest: manifest, entry: "lpxelinux.0", port: 40123, nic: "rtl8139")
+        let command = QEMUCommand.network(manifest: manifest, entry: "lpxelinux.0", port: 40123, machine: MachineOptions(nic: "rtl8139"))
         #expect(command.arguments.contains("user,id=n0,bootfile=tftp://10.0.2.2:40123/lpxelinux.0"))
         #expect(command.arguments.contains("rtl8139,netdev=n0"))
         #expect(command.arguments.suffix(2) == ["-boot", "n"])

@@ -22,7 +22,8 @@ import Testing
 
     func boot(_ result: BuildResult) throws -> (ProbeCheck, QEMUOutcome) {
         let command = QEMUCommand.multiboot(manifest: result.manifest, treeDirectory: result.directory)
-        let outcome = try QEMURunner().run(command, timeout: 120, isDone: { $0.contains("DROPS-PROBE end") })
+        let watcher = try SerialWatcher(patterns: result.manifest.milestones.map { ExpectedPattern($0.pattern, budget: $0.timeout) })
+        let outcome = try QEMURunner().run(command, timeout: 120, watcher: watcher)
         return (ProbeCheck(manifest: result.manifest, report: ProbeReport.parse(outcome.transcript)), outcome)
     }
 

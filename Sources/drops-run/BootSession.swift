@@ -1,0 +1,218 @@
+import DropsCLI
+import DropsImage
+import DropsModel
+import DropsQEMU
+import DropsTFTP
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// Progress lines on standard error, stamped with the seconds since drops-run started.
+struct Progress: Sendable {
+    let quiet: Bool
+    let start = Date()
+
+    func say(_ text: String) {
+        guard !quiet else { return }
+        let stamp = String(format: "%6.1fs", Date().timeIntervalSince(start))
+        FileHandle.standardError.write(Data("drops-run [\(stamp)] \(text)\n".utf8))
+    }
+}
+
+/// One boot of a tree: the TFTP server serving it, the GRUB image made for it, the QEMU
+/// command, and what the server saw while the guest booted.
+final class BootSession: Sendable {
+    let chain: Chain
+    let provider: TFTPProvider
+    let manifest: Manifest
+    let treeDirectory: String
+    let machine: MachineOptions
+    let progress: Progress
+    let port: Int
+    private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
+    private let scratch: String?
+    private let state = NIOLockedValueBox(SessionState())
+
+    struct SessionState {
+        var served: [TransferRecord] = []
+        var control: RunControl?
+        var sawFirstRequest = false
+    }
+
+    init(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws {
+        chain = run.chain
+        provider = run.tftp
+        self.manifest = manifest
+        self.treeDirectory = treeDirectory
+        self.progress = progress
+        machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: MachineOptions.nicModels[run.nic] ?? run.nic,
+                                 kvm: false, extraArguments: run.qemuArg)
+        guard chain != .qemu, provider == .drops, !run.dryRun else {
+            server = nil
+            scratch = nil
+            port = 0
+            return
+        }
+        var scratch: String?
+        var configuration = TFTPServerConfiguration(root: treeDirectory)
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        // Menus name files as /PROFILE/bin/…, the way a shared TFTP root holds many trees.
+        configuration.stripPrefixes = ["/" + manifest.profile.name]
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server: TFTPServer
+        let port: Int
+        do {
+            if chain == .grub {
+                let folder = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+                scratch = folder
+                configuration.extraFiles = [GrubNetImage.entry: folder + "/core.0"]
+            }
+            // Progress lines say what was served; the server's own log only with -v.
+            var logger = Logger(label: "drops.tftp")
+            logger.logLevel = run.output.verbose > 0 ? .notice : .error
+            server = try TFTPServer(configuration: configuration, group: group, logger: logger)
+            port = try server.start().port ?? 0
+            if let scratch {
+                try GrubNetImage.make(server: "10.0.2.2", port: port, output: scratch + "/core.0")
+            }
+        } catch {
+            try? group.syncShutdownGracefully()
+            if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+            throw CommandFailure("\(error)")
+        }
+        self.server = (server, group)
+        self.scratch = scratch
+        self.port = port
+        progress.say("serving \(treeDirectory) over TFTP on 127.0.0.1:\(port)" + (chain == .grub ? " (with a GRUB 2 image made for this port)" : ""))
+    }
+
+    /// Called by the server after each transfer.
+    private func transferEnded(_ record: TransferRecord) {
+        let (first, control, again) = state.withLockedValue { value -> (Bool, RunControl?, Bool) in
+            let first = !value.sawFirstRequest
+            value.sawFirstRequest = true
+            let entry = chain.entry(manifest) ?? ""
+            let again = record.outcome == "ok" && normalized(record.file) == entry && value.served.contains { normalized($0.file) == entry && $0.outcome == "ok" }
+            value.served.append(record)
+            return (first, value.control, again)
+        }
+        if first { progress.say("the firmware has its DHCP lease and asks our server for \(record.file)") }
+        let name = normalized(record.file)
+        if record.outcome == "ok" {
+            progress.say("served \(name) (\(Self.size(record.bytes)) in \(String(format: "%.2f", record.seconds)) s)")
+        } else if manifest.files.contains(where: { $0.path == name }) || manifest.modules.contains(where: { $0.path == name }) {
+            // A file the manifest promises but the tree lacks: the boot cannot succeed.
+            control?.stop("the guest asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
+        }
+        if again {
+            control?.stop("\(KVMSupport.rebootReasonPrefix) \(name) a second time: the guest started over")
+        }
+    }
+
+    /// The request's name as a path in the tree.
+    func normalized(_ name: String) -> String {
+        var path = name
+        let prefix = "/" + manifest.profile.name + "/"
+        if path.hasPrefix(prefix) { path.removeFirst(prefix.count - 1) }
+        while path.hasPrefix("/") { path.removeFirst() }
+        return path
+    }
+
+    static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+            : bytes >= 1024 ? String(format: "%.1f KiB", Double(bytes) / 1024) : "\(bytes) bytes"
+    }
+
+    var served: [TransferRecord] { state.withLockedValue { $0.served } }
+
+    func command(kvm: Bool) -> QEMUCommand {
+        var machine = machine
+        machine.kvm = kvm
+        switch (chain, provider) {
+        case (.qemu, _):
+            return QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, machine: machine)
+        case (_, .qemu):
+            return QEMUCommand.builtinNetwork(manifest: manifest, entry: chain.entry(manifest)!, treeDirectory: treeDirectory, machine: machine)
+        case (_, .drops):
+            return QEMUCommand.network(manifest: manifest, entry: chain.entry(manifest)!, port: port, machine: machine)
+        }
+    }
+
+    /// Boots under KVM or TCG as `mode` says, falling back from a failed KVM attempt.
+    func boot(watcher: SerialWatcher, timeout: Double?, mode: KVMMode,
+              onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
+        let executable = command(kvm: false).executable
+        let key = KVMSupport.memoryKey(executable: executable, chain: chain.rawValue)
+        var useKVM = false
+        switch mode {
+        case .off: break
+        case .on:
+            guard KVMSupport.deviceUsable() else { throw CommandFailure("--kvm on, but /dev/kvm cannot be opened; use --kvm auto or off") }
+            useKVM = true
+        case .auto:
+            if !KVMSupport.deviceUsable() {
+                useKVM = false
+            } else if KVMSupport.failedBefore(key: key) {
+                progress.say("KVM failed here before (\(KVMSupport.memoryFile())): using TCG; --kvm on tries KVM again")
+            } else {
+                useKVM = true
+            }
+        }
+        if useKVM {
+            // The first attempt's console is held back until it is clear it counts.
+            let held = NIOLockedValueBox<[String]>([])
+            let outcome = try attempt(kvm: true, watcher: watcher, timeout: timeout) { line in held.withLockedValue { $0.append(line) } }
+            if mode == .auto, let reason = KVMSupport.retryReason(outcome) {
+                KVMSupport.rememberFailure(key: key, reason: reason)
+                progress.say("\(reason); trying again under TCG (remembered in \(KVMSupport.memoryFile()))")
+                state.withLockedValue { $0 = SessionState() }
+                let fresh: SerialWatcher
+                do { fresh = try SerialWatcher(patterns: watcher.patterns) } catch { throw CommandFailure("\(error)") }
+                return try attempt(kvm: false, watcher: fresh, timeout: timeout, onLine: onLine)
+            }
+            for line in held.withLockedValue({ $0 }) { onLine(line) }
+            return outcome
+        }
+        return try attempt(kvm: false, watcher: watcher, timeout: timeout, onLine: onLine)
+    }
+
+    private func attempt(kvm: Bool, watcher: SerialWatcher, timeout: Double?,
+                         onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
+        let command = command(kvm: kvm)
+        let control = RunControl()
+        state.withLockedValue { $0.control = control }
+        if let (server, _) = server {
+            // The callback is set once; the state tells it which run it belongs to.
+            server.setTransferObserver { [self] record in transferEnded(record) }
+        }
+        progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), chain \(chain.rawValue)"
+                     + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + ")")
+        let progress = progress
+        let patterns = watcher.patterns
+        do {
+            return try QEMURunner().run(command, timeout: timeout, watcher: watcher, control: control, onEvent: { event in
+                switch event {
+                case let .line(line):
+                    onLine(line)
+                case let .matched(index, elapsed):
+                    progress.say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
+                case let .rebooted(line):
+                    progress.say("the first pattern came again (\(line)): the guest rebooted")
+                }
+            })
+        } catch {
+            throw CommandFailure(error.description)
+        }
+    }
+
+    func close() {
+        if let (server, group) = server {
+            server.shutdown(grace: .seconds(1))
+            try? group.syncShutdownGracefully()
+        }
+        if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+    }
+}

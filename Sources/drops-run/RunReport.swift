@@ -1,0 +1,169 @@
+import DropsCLI
+import DropsModel
+import DropsQEMU
+import DropsTFTP
+import Foundation
+
+/// Turns a finished run into the result a person, a script (`--json`) or a CI system
+/// (`--tap`) reads, and into the exit status.
+struct RunReport {
+    let run: DropsRun
+    let manifest: Manifest
+    let outcome: QEMUOutcome
+    let patterns: [ExpectedPattern]
+    let session: BootSession
+    let timeout: Double?
+
+    struct Verdict {
+        var code: Int32
+        var message: String
+        /// Serial lines worth showing with a failure.
+        var showTail = false
+    }
+
+    var check: ProbeCheck? {
+        let probe = ProbeReport.parse(outcome.transcript)
+        guard probe.started else { return nil }
+        return ProbeCheck(manifest: manifest, report: probe, form: run.chain == .qemu || run.chain == .grub ? .name : .path)
+    }
+
+    func verdict(_ check: ProbeCheck?) -> Verdict {
+        let matched = outcome.matchTimes.count
+        let seconds = String(format: "%.1f", outcome.seconds)
+        if let check, check.ok, matched == patterns.count {
+            let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
+            return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")
+        }
+        if let check, !check.ok, ProbeReport.parse(outcome.transcript).isComplete {
+            let problems = check.problems + check.rows.filter { !$0.ok }.map { "module \($0.index) \($0.name): \($0.problems.joined(separator: ", "))" }
+            return Verdict(code: RunExit.mismatch, message: "the booted modules do not match \(Manifest.fileName): " + problems.joined(separator: "; "))
+        }
+        let waitingFor = matched < patterns.count ? "pattern \(matched + 1) of \(patterns.count), \(patterns[matched].description)" : "QEMU to end"
+        switch outcome.ending {
+        case .finished:
+            return Verdict(code: 0, message: "all \(patterns.count) patterns seen in \(seconds) s")
+        case .timedOut:
+            return Verdict(code: RunExit.timeout, message: "timed out after \(Int(timeout ?? 0)) s waiting for \(waitingFor)", showTail: true)
+        case let .patternTimedOut(index):
+            let budget = patterns[index].budget
+            return Verdict(code: RunExit.timeout, message: "\(patterns[index].description) (pattern \(index + 1) of \(patterns.count)) did not come within its \(Int(budget)) s", showTail: true)
+        case let .rebooted(line):
+            return Verdict(code: RunExit.rebooted, message: "the guest rebooted: its first pattern came again (\"\(line)\") while waiting for \(waitingFor)", showTail: true)
+        case let .stopped(reason):
+            let code = reason.hasPrefix(KVMSupport.rebootReasonPrefix) ? RunExit.rebooted : RunExit.mismatch
+            return Verdict(code: code, message: reason, showTail: code == RunExit.rebooted)
+        case let .exited(status):
+            if patterns.isEmpty && (status == 0 || status % 2 == 1) {
+                return Verdict(code: 0, message: "QEMU ended with status \(status) after \(seconds) s")
+            }
+            if status == 0 {
+                return Verdict(code: RunExit.rebooted, message: "the guest reset or powered off (QEMU runs with -no-reboot) while waiting for \(waitingFor)", showTail: true)
+            }
+            let said = outcome.diagnostics.trimmingCharacters(in: .whitespacesAndNewlines)
+            return Verdict(code: RunExit.qemuEnded, message: "QEMU ended with status \(status) while waiting for \(waitingFor)"
+                           + (said.isEmpty ? "" : "; QEMU said: \(said)"), showTail: true)
+        }
+    }
+
+    func finish() throws {
+        let check = check
+        let verdict = verdict(check)
+        if run.tap {
+            print(tap(check: check, verdict: verdict))
+        } else if run.output.json {
+            try CommandMain.printJSON(RunSummary(report: self, check: check, verdict: verdict))
+        } else if let check {
+            print(check.table())
+        }
+        if verdict.code == 0 {
+            if !run.tap && !run.output.json { print(verdict.message) }
+            return
+        }
+        var message = verdict.message
+        if verdict.showTail {
+            let tail = outcome.transcript.split(whereSeparator: \.isNewline).suffix(40)
+            message += tail.isEmpty ? "; the guest wrote nothing to its serial console" : "; last serial lines:\n" + tail.joined(separator: "\n")
+        }
+        throw CommandFailure(message, exitCode: verdict.code)
+    }
+
+    /// TAP version 13: one test per pattern, then one per probe module.
+    func tap(check: ProbeCheck?, verdict: Verdict) -> String {
+        var lines = ["TAP version 13"]
+        var number = 0
+        for (index, pattern) in patterns.enumerated() {
+            number += 1
+            if index < outcome.matchTimes.count {
+                lines.append("ok \(number) - \(pattern.description) at \(String(format: "%.1f", outcome.matchTimes[index])) s")
+            } else {
+                lines.append("not ok \(number) - \(pattern.description) not seen")
+            }
+        }
+        for row in check?.rows ?? [] {
+            number += 1
+            lines.append("\(row.ok ? "ok" : "not ok") \(number) - module \(row.index) \(row.name)" + (row.ok ? "" : ": " + row.problems.joined(separator: ", ")))
+        }
+        if number == 0 {
+            number = 1
+            lines.append("\(verdict.code == 0 ? "ok" : "not ok") 1 - boot")
+        }
+        lines.append("1..\(number)")
+        lines += verdict.message.split(separator: "\n").map { "# " + $0 }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `--json`: the run as one object.
+struct RunSummary: Encodable {
+    struct Pattern: Encodable {
+        var pattern: String
+        var kind: String
+        var seconds: Double?
+    }
+    struct Row: Encodable {
+        var index: Int
+        var name: String
+        var ok: Bool
+        var size: Int
+        var sha256: String
+        var cmdline: String
+        var problems: [String]
+    }
+    struct Served: Encodable {
+        var file: String
+        var bytes: Int
+        var seconds: Double
+        var outcome: String
+    }
+    var ok: Bool
+    var exitCode: Int32
+    var message: String
+    var profile: String
+    var chain: String
+    var tftp: String
+    var seconds: Double
+    var patterns: [Pattern]
+    var modules: [Row]
+    var problems: [String]
+    var served: [Served]
+
+    init(report: RunReport, check: ProbeCheck?, verdict: RunReport.Verdict) {
+        ok = verdict.code == 0
+        exitCode = verdict.code
+        message = verdict.message
+        profile = report.manifest.profile.name
+        chain = report.run.chain.rawValue
+        tftp = report.run.chain == .qemu ? "none" : report.run.tftp.rawValue
+        seconds = report.outcome.seconds
+        patterns = report.patterns.enumerated().map { index, pattern in
+            Pattern(pattern: pattern.source, kind: pattern.kind == .text ? "text" : "regex",
+                    seconds: index < report.outcome.matchTimes.count ? report.outcome.matchTimes[index] : nil)
+        }
+        modules = (check?.rows ?? []).map {
+            Row(index: $0.index, name: $0.name, ok: $0.ok, size: $0.reported?.size ?? -1,
+                sha256: $0.reported?.sha256 ?? "", cmdline: $0.reported?.cmdline ?? "", problems: $0.problems)
+        }
+        problems = check?.problems ?? []
+        served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome) }
+    }
+}
