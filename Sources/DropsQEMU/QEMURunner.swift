@@ -107,30 +107,15 @@ public struct QEMURunner: Sendable {
         let state = RunState(watcher: watcher)
         let wake = DispatchSemaphore(value: 0)
         let start = Date()
-        let outputClosed = DispatchSemaphore(value: 0)
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                state.markEnded()
-                outputClosed.signal()
-                wake.signal()
-                return
-            }
+        let outputClosed = Self.readAll(output) { data in
             let (events, shouldWake) = state.feed(data, at: Date().timeIntervalSince(start), finished: finished)
             for event in events { onEvent(event) }
             if shouldWake { wake.signal() }
+        } atEnd: {
+            state.markEnded()
+            wake.signal()
         }
-        let errorsClosed = DispatchSemaphore(value: 0)
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                errorsClosed.signal()
-                return
-            }
-            state.addDiagnostics(data)
-        }
+        let errorsClosed = Self.readAll(errors) { state.addDiagnostics($0) } atEnd: {}
         control.onStop { wake.signal() }
         // QEMU's exit wakes the wait too: the pipe's end of file alone was seen to come late.
         process.terminationHandler = { _ in wake.signal() }
@@ -177,6 +162,23 @@ public struct QEMURunner: Sendable {
         if ending == nil { ending = state.status().verdict ?? .exited(process.terminationStatus) }
         return QEMUOutcome(ending: ending!, transcript: state.transcript, diagnostics: state.diagnostics,
                            seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes)
+    }
+}
+
+extension QEMURunner {
+    /// Hands everything read from `pipe` to `take`, calls `atEnd` at its end of file, and
+    /// returns a semaphore signalled then.
+    static func readAll(_ pipe: Pipe, take: @escaping @Sendable (Data) -> Void,
+                        atEnd: @escaping @Sendable () -> Void) -> DispatchSemaphore {
+        let closed = DispatchSemaphore(value: 0)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard data.isEmpty else { return take(data) }
+            handle.readabilityHandler = nil
+            atEnd()
+            closed.signal()
+        }
+        return closed
     }
 }
 

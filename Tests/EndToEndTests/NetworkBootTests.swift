@@ -92,6 +92,17 @@ enum DropsRunTool {
         return try ImageBuilder().build(plan, outputRoot: out.path + "/out")
     }
 
+    /// Boots `result` with `arguments`, expects every module verified and fetched from our
+    /// server, with the loader files in `also`, and returns the run for more checks.
+    func bootVerified(_ result: BuildResult, _ arguments: [String], also: [String],
+                      sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> DropsRunTool.Result {
+        let run = try DropsRunTool.run([result.directory] + arguments + ["--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))", sourceLocation: sourceLocation)
+        #expect(run.verifiedModules == result.manifest.modules.count, sourceLocation: sourceLocation)
+        expectEveryModuleServed(run, result, also: also, sourceLocation: sourceLocation)
+        return run
+    }
+
     func expectEveryModuleServed(_ run: DropsRunTool.Result, _ result: BuildResult, also: [String],
                                  sourceLocation: Testing.SourceLocation = #_sourceLocation) {
         let served = run.served
@@ -103,10 +114,7 @@ enum DropsRunTool {
     @Test func ipxeChainHandsTheLargeSelftestToPXELinux() throws {
         let out = TemporaryDirectory("drops-net")
         let result = try selftest(out)
-        let run = try DropsRunTool.run([result.directory, "--chain", "ipxe", "--json"])
-        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
-        #expect(run.verifiedModules == result.manifest.modules.count)
-        expectEveryModuleServed(run, result, also: ["boot.ipxe", "lpxelinux.0", "pxelinux.cfg/default", "mboot.c32"])
+        let run = try bootVerified(result, ["--chain", "ipxe"], also: ["boot.ipxe", "lpxelinux.0", "pxelinux.cfg/default", "mboot.c32"])
         #expect(run.stderr.contains("the firmware has its DHCP lease"))
         #expect(run.stderr.contains("served bin/ramdisk.img (4.0 MiB"))
     }
@@ -114,10 +122,7 @@ enum DropsRunTool {
     @Test func ipxeLoadsASmallChainItself() throws {
         let out = TemporaryDirectory("drops-net")
         let result = try shortChain(out)
-        let run = try DropsRunTool.run([result.directory, "--chain", "ipxe", "--json"])
-        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
-        #expect(run.verifiedModules == 3)
-        expectEveryModuleServed(run, result, also: ["boot.ipxe"])
+        let run = try bootVerified(result, ["--chain", "ipxe"], also: ["boot.ipxe"])
         #expect(!run.served.contains("lpxelinux.0"))
         // iPXE passes each image's URI as the first word of its command line.
         let modules = run.summary["modules"] as? [[String: Any]] ?? []
@@ -127,10 +132,7 @@ enum DropsRunTool {
     @Test func pxelinuxChainOnASecondNICModel() throws {
         let out = TemporaryDirectory("drops-net")
         let result = try selftest(out)
-        let run = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--nic", "rtl8139", "--json"])
-        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
-        #expect(run.verifiedModules == result.manifest.modules.count)
-        expectEveryModuleServed(run, result, also: ["lpxelinux.0", "ldlinux.c32", "mboot.c32"])
+        let run = try bootVerified(result, ["--chain", "pxelinux", "--nic", "rtl8139"], also: ["lpxelinux.0", "ldlinux.c32", "mboot.c32"])
         #expect(run.stderr.contains("rtl8139"))
     }
 
@@ -151,10 +153,7 @@ enum DropsRunTool {
         try #require(GrubNetImage.unavailableReason() == nil, "install grub-pc-bin (make deps)")
         let out = TemporaryDirectory("drops-net")
         let result = try shortChain(out)
-        let run = try DropsRunTool.run([result.directory, "--chain", "grub", "--nic", "virtio", "--json"])
-        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
-        #expect(run.verifiedModules == 3)
-        expectEveryModuleServed(run, result, also: [GrubNetImage.entry, Grub2Config.fileName])
+        _ = try bootVerified(result, ["--chain", "grub", "--nic", "virtio"], also: [GrubNetImage.entry, Grub2Config.fileName])
     }
 
     @Test func moduleDeletedAfterTheBuildIsNamed() throws {
