@@ -130,7 +130,14 @@ public struct QEMURunner: Sendable {
         while ending == nil {
             let now = Date().timeIntervalSince(start)
             let (patternDeadline, verdict) = state.status()
-            if let verdict { ending = verdict; break }
+            if let verdict {
+                // A pattern may have matched in a line still being written: give the line a
+                // moment to end, so the transcript holds it whole.
+                let settle = Date().addingTimeInterval(0.5)
+                while state.hasUnfinishedLine && Date() < settle && process.isRunning { usleep(10_000) }
+                ending = verdict
+                break
+            }
             if let reason = control.stopReason { ending = .stopped(reason: reason); break }
             if state.ended { break }
             if !process.isRunning {
@@ -234,6 +241,8 @@ final class RunState: @unchecked Sendable {
     }
 
     var ended: Bool { lock.withLock { outputEnded } }
+
+    var hasUnfinishedLine: Bool { lock.withLock { !watcher.unfinishedLine.isEmpty } }
 
     /// The next pattern's deadline and the verdict so far.
     func status() -> (deadline: (index: Int, deadline: Double?), verdict: QEMUOutcome.Ending?) {

@@ -34,7 +34,7 @@ struct RunReport {
             let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
             return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")
         }
-        if let check, !check.ok, ProbeReport.parse(outcome.transcript).isComplete {
+        if let check, !check.ok, ProbeReport.parse(outcome.transcript).isComplete || outcome.ending == .finished {
             let problems = check.problems + check.rows.filter { !$0.ok }.map { "module \($0.index) \($0.name): \($0.problems.joined(separator: ", "))" }
             return Verdict(code: RunExit.mismatch, message: "the booted modules do not match \(Manifest.fileName): " + problems.joined(separator: "; "))
         }
