@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "DropsModel", targets: ["DropsModel"]),
         .library(name: "DropsImage", targets: ["DropsImage"]),
         .library(name: "DropsQEMU", targets: ["DropsQEMU"]),
+        .library(name: "DropsArchive", targets: ["DropsArchive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +36,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libarchive (Debian's libarchive-dev), through a module map over its headers.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // RAM disks from a root folder and a device table, written and read with libarchive.
+        .target(name: "DropsArchive", dependencies: ["CArchive"]),
         // The TFTP server: pure packet codec and transfer state machines, SwiftNIO sockets.
         .target(
             name: "DropsTFTP",
@@ -94,6 +99,7 @@ let package = Package(
         // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
         .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
+        .testTarget(name: "DropsArchiveTests", dependencies: ["DropsArchive", "DropsTestSupport"]),
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),

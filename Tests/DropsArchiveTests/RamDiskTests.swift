@@ -1,0 +1,178 @@
+import DropsArchive
+import DropsTestSupport
+import Foundation
+import Testing
+
+@Suite struct DeviceTableTests {
+    @Test func parsesNodesFoldersFifosAndSeries() throws {
+        let table = """
+            # path        type mode uid gid major minor [start inc count]
+            /dev          d    755  0   0   0     0
+            /dev/console  c    600  0   0   5     1
+            /dev/ram0     b    660  0   6   1     0     # the initrd
+            /dev/initctl  p    600  0   0   0     0
+            /dev/ttyS     c    660  0   5   4     64    0     1   3
+
+            """
+        let entries = try DeviceTable.parse(table, name: "devices.txt")
+        #expect(entries.map(\.path) == ["/dev", "/dev/console", "/dev/ram0", "/dev/initctl", "/dev/ttyS0", "/dev/ttyS1", "/dev/ttyS2"])
+        #expect(entries[1] == DeviceEntry(path: "/dev/console", kind: .character, mode: 0o600, uid: 0, gid: 0, major: 5, minor: 1))
+        #expect(entries[2].gid == 6 && entries[2].kind == .block)
+        #expect(entries[6].minor == 66)
+    }
+
+    @Test func badLinesNameFileAndLine() {
+        let cases: [(String, String)] = [
+            ("/dev/console c 600 0 0 5", "6 fields"),
+            ("/dev/console x 600 0 0 5 1", "type 'x'"),
+            ("/dev/console c 689 0 0 5 1", "mode '689'"),
+            ("dev/console c 600 0 0 5 1", "must be absolute"),
+            ("/dev/../etc c 600 0 0 5 1", "must be absolute"),
+            ("/dev/console c 600 root 0 5 1", "uid 'root'"),
+            ("/dev/d d 755 0 0 0 0 0 1 3", "numbered series"),
+        ]
+        for (line, words) in cases {
+            do {
+                _ = try DeviceTable.parse("# header\n" + line + "\n", name: "rootfs/devices.txt")
+                Issue.record("accepted: \(line)")
+            } catch {
+                #expect(error.description.hasPrefix("rootfs/devices.txt:2: "), "\(error)")
+                #expect(error.description.contains(words), "\(error)")
+            }
+        }
+    }
+}
+
+@Suite struct RamDiskTests {
+    /// A small root: an init script, a data file, folders, absolute and relative symlinks.
+    func sampleRoot(_ work: TemporaryDirectory) -> String {
+        work.write("root/init", text: "#!/bin/sh\necho DROPS-ROOTFS init reached\n")
+        chmod(work.path + "/root/init", 0o755)
+        work.write("root/etc/hostname", text: "drops\n")
+        work.write("root/bin/busybox", (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 7) })
+        chmod(work.path + "/root/bin/busybox", 0o755)
+        try? FileManager.default.createSymbolicLink(atPath: work.path + "/root/bin/sh", withDestinationPath: "busybox")
+        try? FileManager.default.createSymbolicLink(atPath: work.path + "/root/sbin", withDestinationPath: "/bin")
+        try? FileManager.default.createDirectory(atPath: work.path + "/root/tmp", withIntermediateDirectories: true)
+        chmod(work.path + "/root/tmp", 0o1777)
+        return work.path + "/root"
+    }
+
+    let devices = """
+        /dev/console c 600 0 0 5 1
+        /dev/null    c 666 0 0 1 3
+        /dev/ram0    b 660 0 6 1 0
+        """
+
+    func build(_ work: TemporaryDirectory, _ compression: RamDiskCompression, name: String = "ramdisk", timestamp: Int = 1_000_000) throws -> String {
+        let tree = try RootTree(folders: [sampleRoot(work)], devices: try DeviceTable.parse(devices, name: "devices"))
+        let path = work.path + "/\(name).cpio\(compression.suffix)"
+        try RamDiskWriter(compression: compression, timestamp: timestamp).write(tree, to: path)
+        return path
+    }
+
+    @Test(arguments: RamDiskCompression.allCases)
+    func archiveListsBackAsTheTreeAndTable(_ compression: RamDiskCompression) throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let items = try ArchiveListing.read(try build(work, compression))
+        let byPath = Dictionary(uniqueKeysWithValues: items.map { ($0.path, $0) })
+        #expect(items.map(\.path) == ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "dev/null", "dev/ram0",
+                                      "etc", "etc/hostname", "init", "sbin", "tmp"])
+        let busybox = try #require(byPath["bin/busybox"])
+        #expect(busybox.data == [UInt8](try Data(contentsOf: URL(fileURLWithPath: work.path + "/root/bin/busybox"))))
+        #expect(busybox.mode == 0o755 && busybox.type == ArchiveFileType.regular)
+        #expect(byPath["init"]?.data == Array("#!/bin/sh\necho DROPS-ROOTFS init reached\n".utf8))
+        #expect(byPath["bin/sh"]?.symlink == "busybox")
+        #expect(byPath["sbin"]?.symlink == "/bin")
+        #expect(byPath["tmp"]?.mode == 0o1777 && byPath["tmp"]?.type == ArchiveFileType.directory)
+        let console = try #require(byPath["dev/console"])
+        #expect(console.type == ArchiveFileType.character && console.rdevMajor == 5 && console.rdevMinor == 1 && console.mode == 0o600)
+        let ram = try #require(byPath["dev/ram0"])
+        #expect(ram.type == ArchiveFileType.block && ram.gid == 6)
+        // The folder only the table names exists, owned by root.
+        #expect(byPath["dev"]?.type == ArchiveFileType.directory)
+        #expect(items.allSatisfy { $0.mtime == 1_000_000 })
+        #expect(items.filter { $0.path != "dev/ram0" }.allSatisfy { $0.uid == 0 && $0.gid == 0 })
+    }
+
+    @Test(arguments: RamDiskCompression.allCases)
+    func rebuildsAreByteIdentical(_ compression: RamDiskCompression) throws {
+        let first = TemporaryDirectory("drops-ramdisk"), second = TemporaryDirectory("drops-ramdisk")
+        let a = try Data(contentsOf: URL(fileURLWithPath: try build(first, compression)))
+        // Other folder, other file times: the same bytes.
+        let b = try Data(contentsOf: URL(fileURLWithPath: try build(second, compression)))
+        #expect(a == b)
+        #expect(a != (try Data(contentsOf: URL(fileURLWithPath: try build(second, compression, name: "other", timestamp: 5)))))
+    }
+
+    @Test func formatsAreWhatTheirNamesSay() throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let magic: [RamDiskCompression: [UInt8]] = [
+            .none: Array("070701".utf8), .gzip: [0x1F, 0x8B], .xz: [0xFD, 0x37, 0x7A, 0x58, 0x5A],
+            .zstd: [0x28, 0xB5, 0x2F, 0xFD], .lz4: [0x04, 0x22, 0x4D, 0x18],
+        ]
+        for (compression, prefix) in magic {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try build(work, compression))))
+            #expect(Array(bytes.prefix(prefix.count)) == prefix, "\(compression)")
+            if compression == .gzip {
+                // No time stamp in the gzip header (bytes 4 to 7).
+                #expect(bytes[4..<8].allSatisfy { $0 == 0 })
+            }
+            if compression == .none {
+                // newc ends with its TRAILER!!! entry, padded to 4 bytes, nothing after.
+                let text = String(decoding: bytes.suffix(140), as: UTF8.self)
+                #expect(text.contains("TRAILER!!!"))
+                #expect(bytes.count % 4 == 0)
+            }
+        }
+    }
+
+    @Test func laterFoldersReplaceEarlierOnes() throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let root = sampleRoot(work)
+        work.write("overlay/etc/hostname", text: "lab-pc\n")
+        work.write("overlay/usr/bin/myserver", text: "mine\n")
+        let tree = try RootTree(folders: [root, work.path + "/overlay"])
+        let hostname = try #require(tree.entries.first { $0.path == "/etc/hostname" })
+        #expect(hostname.content == .file(source: work.path + "/overlay/etc/hostname", size: 7))
+        #expect(tree.entries.contains { $0.path == "/usr/bin/myserver" })
+    }
+
+    @Test func symlinkLeavingTheTreeIsRefused() throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let root = sampleRoot(work)
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/passwd", withDestinationPath: "../../../etc/passwd")
+        #expect(throws: RamDiskError.symlinkOutside(path: root + "/etc/passwd", target: "../../../etc/passwd")) {
+            try RootTree(folders: [root])
+        }
+        // Up and down again, staying inside, is fine.
+        try FileManager.default.removeItem(atPath: root + "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/passwd", withDestinationPath: "../etc/hostname")
+        #expect(throws: Never.self) { try RootTree(folders: [root]) }
+    }
+
+    @Test func specialFilesAndMissingFoldersAreRefused() throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let root = sampleRoot(work)
+        #expect(mkfifo(root + "/fifo", 0o600) == 0)
+        #expect(throws: RamDiskError.unsupported(path: root + "/fifo", kind: "a FIFO")) { try RootTree(folders: [root]) }
+        #expect(throws: RamDiskError.missingFolder(work.path + "/nothing")) { try RootTree(folders: [work.path + "/nothing"]) }
+    }
+
+    @Test func failedWriteLeavesNothing() throws {
+        let work = TemporaryDirectory("drops-ramdisk")
+        let tree = try RootTree(folders: [sampleRoot(work)])
+        #expect(throws: RamDiskError.self) { try RamDiskWriter().write(tree, to: work.path + "/no/such/folder/ramdisk.img") }
+        // A file that vanished after it was listed: the archive is not left half-written.
+        try FileManager.default.removeItem(atPath: work.path + "/root/etc/hostname")
+        #expect(throws: RamDiskError.self) { try RamDiskWriter().write(tree, to: work.path + "/ramdisk.img") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.contains("ramdisk") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    @Test func sourceDateEpochSetsTheTime() {
+        #expect(RamDiskWriter.sourceDateEpoch(["SOURCE_DATE_EPOCH": "1700000000"]) == 1_700_000_000)
+        #expect(RamDiskWriter.sourceDateEpoch(["SOURCE_DATE_EPOCH": "soon"]) == nil)
+        #expect(RamDiskWriter(compression: .none, timestamp: 42).timestamp == 42)
+    }
+}
