@@ -17,9 +17,10 @@ PROBE_OUT := $(CURDIR)/build/probe
 # Debian packages: QEMU and its iPXE ROMs boot the images, gcc-multilib builds the probe
 # kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree;
 # curl, tftp-hpa and atftp are the TFTP clients of the tests, tftpd-hpa and dnsmasq the
-# reference servers of the benchmark.
+# reference servers of the benchmark; libarchive-dev writes and reads RAM disks, GNU cpio
+# reads them back in the tests.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
-	curl tftp-hpa atftp tftpd-hpa dnsmasq-base
+	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -176,3 +176,32 @@ import Testing
         #expect(RamDiskWriter(compression: .none, timestamp: 42).timestamp == 42)
     }
 }
+
+/// GNU cpio, the tool the kernel's initramfs format comes from, reads our archives.
+@Suite struct CpioInteropTests {
+    @Test func gnuCpioListsAndExtractsTheArchive() throws {
+        let cpio = "/usr/bin/cpio"
+        try #require(FileManager.default.isExecutableFile(atPath: cpio), "install cpio (make deps)")
+        let work = TemporaryDirectory("drops-cpio")
+        work.write("root/init", text: "#!/bin/sh\n")
+        chmod(work.path + "/root/init", 0o755)
+        work.write("root/etc/hostname", text: "drops\n")
+        try FileManager.default.createSymbolicLink(atPath: work.path + "/root/sh", withDestinationPath: "init")
+        let tree = try RootTree(folders: [work.path + "/root"], devices: [DeviceEntry(path: "/dev/null", kind: .character, mode: 0o666, major: 1, minor: 3)])
+        try RamDiskWriter(compression: .none, timestamp: 0).write(tree, to: work.path + "/initrd.cpio")
+        try FileManager.default.createDirectory(atPath: work.path + "/x", withIntermediateDirectories: true)
+        // List: names and the device's numbers as GNU cpio sees them.
+        let listing = try ChildProcess(["/bin/sh", "-c", "\(cpio) -itv < \(work.path)/initrd.cpio"], output: work.path + "/list", errors: work.path + "/err")
+        #expect(listing.wait() == 0, "\((try? String(contentsOfFile: work.path + "/err", encoding: .utf8)) ?? "")")
+        let lines = try String(contentsOfFile: work.path + "/list", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 6)  // dev, dev/null, etc, etc/hostname, init, sh
+        #expect(lines.contains { $0.hasPrefix("crw-rw-rw-") && $0.contains("1,   3") && $0.hasSuffix("dev/null") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("lrwxrwxrwx") && $0.hasSuffix("sh -> init") }, "\(lines)")
+        // Extract the files (not the device: that needs root on some systems) and compare.
+        let extract = try ChildProcess(["/bin/sh", "-c", "cd \(work.path)/x && \(cpio) -idm --quiet init etc etc/hostname < \(work.path)/initrd.cpio"],
+                                       errors: work.path + "/err")
+        #expect(extract.wait() == 0, "\((try? String(contentsOfFile: work.path + "/err", encoding: .utf8)) ?? "")")
+        #expect(try String(contentsOfFile: work.path + "/x/etc/hostname", encoding: .utf8) == "drops\n")
+        #expect(FileManager.default.isExecutableFile(atPath: work.path + "/x/init"))
+    }
+}
