@@ -20,11 +20,12 @@ PROBE_OUT := $(CURDIR)/build/probe
 # reference servers of the benchmark; libarchive-dev writes and reads RAM disks, GNU cpio
 # reads them back in the tests.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
-	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio
+	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
+	xz-utils lz4 busybox-static
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build probe test demo bench install uninstall clean
+.PHONY: kernel all deps build probe test demo bench install uninstall clean
 
 all: build
 
@@ -44,7 +45,17 @@ probe:
 build: probe
 	$(SWIFT) build -c $(CONFIG)
 
-test: deps build
+# Debian's own kernel (linux-image-amd64's current package), for the RAM disk boot tests;
+# fetched with apt-get download, never committed, unpacked by the tests with libarchive.
+KERNEL_DIR := build/kernel
+kernel:
+	@mkdir -p $(KERNEL_DIR); \
+	pkg=$$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $$2; exit }'); \
+	if [ -z "$$pkg" ]; then echo "make kernel: apt knows no linux-image-amd64 (apt-get update?)"; exit 1; fi; \
+	if ls $(KERNEL_DIR)/$${pkg}_*.deb >/dev/null 2>&1; then echo "make kernel: $$pkg present"; \
+	else cd $(KERNEL_DIR) && apt-get download -q $$pkg; fi
+
+test: deps build kernel
 	$(MAKE) -C Sources/ProbeKernel OUT=$(PROBE_OUT) check
 	$(SWIFT) test -c $(CONFIG)
 

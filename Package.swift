@@ -69,7 +69,8 @@ let package = Package(
         .executableTarget(
             name: "drops-build",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsCLI",
+                "DropsModel", "DropsImage", "DropsCLI", "DropsArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -106,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsTestSupport",
+                "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsArchive", "DropsTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -9,6 +9,16 @@ import Glibc
 public enum RamDiskCompression: String, Sendable, CaseIterable, Codable {
     case none, gzip, xz, zstd, lz4
 
+    /// The compressor libarchive runs for formats whose built-in writer makes streams the
+    /// kernel cannot unpack (single-threaded, so the output is the same every time).
+    public var kernelProgram: String? {
+        switch self {
+        case .xz: return "xz --format=xz --check=crc32 --lzma2=preset=6,dict=1MiB --threads=1 -c"
+        case .lz4: return "lz4 -l -9 -c"
+        default: return nil
+        }
+    }
+
     /// The file name suffix tools expect.
     public var suffix: String {
         switch self {
@@ -79,7 +89,12 @@ public struct RamDiskWriter: Sendable {
             }
         }
         try check(archive_write_set_format_cpio_newc(archive), "cpio newc format")
-        if compression != .none {
+        if let program = compression.kernelProgram {
+            // libarchive's own xz writes CRC64 checks and its lz4 the frame format; the
+            // kernel's initramfs unpacker takes only CRC32 xz and legacy lz4. libarchive
+            // then runs the real tool as its filter.
+            try check(archive_write_add_filter_program(archive, program), "\(compression.rawValue) filter (\(program); install xz-utils and lz4)")
+        } else if compression != .none {
             try check(archive_write_add_filter_by_name(archive, compression.rawValue), "\(compression.rawValue) filter")
         }
         switch compression {
@@ -174,7 +189,7 @@ public enum ArchiveListing {
         archive_read_support_filter_all(archive)
         archive_read_support_format_all(archive)
         guard archive_read_open_filename(archive, path, 1 << 16) == ARCHIVE_OK else {
-            throw .archive("open \(path): \(archive_error_string(archive).map { String(cString: $0) } ?? "unknown error")")
+            throw .archive("open \(path): \(LibArchive.error(archive))")
         }
         var items: [Item] = []
         var entry: OpaquePointer?
@@ -182,15 +197,9 @@ public enum ArchiveListing {
             let result = archive_read_next_header(archive, &entry)
             if result == ARCHIVE_EOF { break }
             guard result >= ARCHIVE_WARN, let entry else {
-                throw .archive("read \(path): \(archive_error_string(archive).map { String(cString: $0) } ?? "unknown error")")
+                throw .archive("read \(path): \(LibArchive.error(archive))")
             }
-            var data: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let count = archive_read_data(archive, &chunk, chunk.count)
-                if count <= 0 { break }
-                data += chunk[..<count]
-            }
+            let data = LibArchive.data(archive)
             items.append(Item(
                 path: String(cString: archive_entry_pathname(entry)),
                 type: UInt32(archive_entry_filetype(entry)),

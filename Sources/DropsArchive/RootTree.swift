@@ -29,9 +29,14 @@ public struct RootEntry: Sendable, Equatable {
 /// device numbers from the table. Entries are sorted by path, so the result does not depend
 /// on the order the file system lists them in.
 public struct RootTree: Sendable {
-    public private(set) var entries: [RootEntry]
+    private var byPath: [String: RootEntry] = [:]
 
-    public init(folders: [String], devices: [DeviceEntry] = []) throws(RamDiskError) {
+    /// Every entry, sorted by path.
+    public var entries: [RootEntry] { byPath.values.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) } }
+
+    /// `excluding` names files (paths on the builder) that are inputs, not content, such as
+    /// the device table kept in rootfs/.
+    public init(folders: [String], devices: [DeviceEntry] = [], excluding: Set<String> = []) throws(RamDiskError) {
         var byPath: [String: RootEntry] = [:]
         for folder in folders {
             var isDirectory: ObjCBool = false
@@ -39,6 +44,11 @@ public struct RootTree: Sendable {
                 throw .missingFolder(folder)
             }
             try Self.collect(folder: folder, relative: "", into: &byPath)
+            for path in excluding {
+                let standardized = URL(fileURLWithPath: path).standardizedFileURL.path
+                let base = URL(fileURLWithPath: folder).standardizedFileURL.path
+                if standardized.hasPrefix(base + "/") { byPath[String(standardized.dropFirst(base.count))] = nil }
+            }
         }
         for device in devices {
             let content: RootEntry.Content
@@ -50,7 +60,24 @@ public struct RootTree: Sendable {
             }
             byPath[device.path] = RootEntry(path: device.path, content: content, mode: device.mode, uid: device.uid, gid: device.gid)
         }
-        // Every parent folder exists, even when only the table names something inside it.
+        self.byPath = byPath
+        addParents()
+    }
+
+    /// Adds (or replaces) an entry, with any parent folders it needs.
+    public mutating func add(_ entry: RootEntry) {
+        byPath[entry.path] = entry
+        addParents()
+    }
+
+    /// Adds what `entry` needs unless something is at its path already (a user's own file wins).
+    public mutating func addUnlessPresent(_ entry: RootEntry) {
+        guard byPath[entry.path] == nil else { return }
+        add(entry)
+    }
+
+    /// Every parent folder exists, even when only the table names something inside it.
+    private mutating func addParents() {
         for path in Array(byPath.keys) {
             var parent = Self.parent(path)
             while parent != "/" && byPath[parent] == nil {
@@ -58,7 +85,6 @@ public struct RootTree: Sendable {
                 parent = Self.parent(parent)
             }
         }
-        entries = byPath.values.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
     }
 
     static func parent(_ path: String) -> String {

@@ -9,6 +9,12 @@ public struct QEMUCommand: Sendable, Equatable {
     /// The folder QEMU must run in.
     public var workingDirectory: String
 
+    public init(executable: String, arguments: [String], workingDirectory: String) {
+        self.executable = executable
+        self.arguments = arguments
+        self.workingDirectory = workingDirectory
+    }
+
     /// The I/O port of QEMU's isa-debug-exit device the probe writes to.
     public static let debugExitPort = "0xf4"
     /// QEMU's exit status when the probe writes 0x10 to the debug-exit port: (0x10 << 1) | 1.

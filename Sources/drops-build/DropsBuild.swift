@@ -25,7 +25,7 @@ struct DropsBuild: ParsableCommand {
               drops-build verify out/l4env
             """,
         version: DropsVersion.current,
-        subcommands: [BuildProfile.self, ShowProfile.self, ListProfiles.self, VerifyTree.self]
+        subcommands: [BuildProfile.self, ShowProfile.self, ListProfiles.self, VerifyTree.self, BuildRamDisk.self]
     )
 }
 

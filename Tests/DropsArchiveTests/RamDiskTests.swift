@@ -109,11 +109,15 @@ import Testing
         let work = TemporaryDirectory("drops-ramdisk")
         let magic: [RamDiskCompression: [UInt8]] = [
             .none: Array("070701".utf8), .gzip: [0x1F, 0x8B], .xz: [0xFD, 0x37, 0x7A, 0x58, 0x5A],
-            .zstd: [0x28, 0xB5, 0x2F, 0xFD], .lz4: [0x04, 0x22, 0x4D, 0x18],
+            .zstd: [0x28, 0xB5, 0x2F, 0xFD], .lz4: [0x02, 0x21, 0x4C, 0x18],  // legacy lz4, as the kernel reads it
         ]
         for (compression, prefix) in magic {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try build(work, compression))))
             #expect(Array(bytes.prefix(prefix.count)) == prefix, "\(compression)")
+            if compression == .xz {
+                // The stream flags name CRC32 (0x01), the one check the kernel's decoder knows.
+                #expect(bytes[7] == 0x01, "xz check type \(bytes[7])")
+            }
             if compression == .gzip {
                 // No time stamp in the gzip header (bytes 4 to 7).
                 #expect(bytes[4..<8].allSatisfy { $0 == 0 })
@@ -203,5 +207,32 @@ import Testing
         #expect(extract.wait() == 0, "\((try? String(contentsOfFile: work.path + "/err", encoding: .utf8)) ?? "")")
         #expect(try String(contentsOfFile: work.path + "/x/etc/hostname", encoding: .utf8) == "drops\n")
         #expect(FileManager.default.isExecutableFile(atPath: work.path + "/x/init"))
+    }
+}
+
+@Suite struct RootfsFolderTests {
+    /// The shipped rootfs/ with its device table and BusyBox builds, and holds what /init needs.
+    @Test func shippedRootfsBuildsWithBusyboxAndDevices() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
+        let root = Repository.root + "/rootfs"
+        let table = try DeviceTable.parse(try String(contentsOfFile: root + "/devices.txt", encoding: .utf8), name: "rootfs/devices.txt")
+        var tree = try RootTree(folders: [root], devices: table, excluding: [root + "/devices.txt"])
+        let busybox = try Busybox.installed()
+        #expect(busybox.applets.contains("bin/sh") && busybox.applets.contains("sbin/init") && busybox.applets.contains("bin/mount"))
+        try busybox.install(into: &tree)
+        let paths = Set(tree.entries.map(\.path))
+        for needed in ["/init", "/etc/inittab", "/etc/fstab", "/etc/passwd", "/etc/group", "/etc/hostname", "/bin/busybox", "/bin/sh",
+                       "/sbin/init", "/dev/console", "/dev/ttyS0", "/dev/ttyS3", "/proc", "/sys", "/tmp", "/etc/drops.d"] {
+            #expect(paths.contains(needed), "\(needed) missing")
+        }
+        #expect(!paths.contains("/devices.txt"))
+        #expect(tree.entries.first { $0.path == "/init" }?.mode == 0o755)
+        #expect(tree.entries.first { $0.path == "/bin/sh" }?.content == .symlink(target: "/bin/busybox"))
+        // A file of the user's own at an applet's path wins over the link.
+        let work = TemporaryDirectory("drops-rootfs")
+        work.write("overlay/bin/sh", text: "#!/my/shell\n")
+        var mine = try RootTree(folders: [root, work.path + "/overlay"])
+        try busybox.install(into: &mine)
+        #expect(mine.entries.first { $0.path == "/bin/sh" }?.content == .file(source: work.path + "/overlay/bin/sh", size: 12))
     }
 }

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Crypto
+import DropsArchive
+import DropsCLI
+import Foundation
+
+struct BuildRamDisk: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ramdisk",
+        abstract: "Build a RAM disk (cpio newc, the initramfs format) from rootfs/.",
+        discussion: """
+            The RAM disk holds the files of --rootfs, then of each --overlay (a later folder \
+            replaces what an earlier one has at the same path), then the nodes and folders of \
+            the device table (default: ROOTFS/devices.txt, which itself is left out), and \
+            BusyBox from Debian's busybox-static package with a link for each of its applets \
+            (unless the folders already hold a file at that path).
+
+            Every entry is owned by root unless the device table says otherwise, every time \
+            stamp is $SOURCE_DATE_EPOCH (or 0), entries are sorted by path and inode numbers \
+            counted in that order: the same inputs give the same bytes. The file is written \
+            beside its final name and renamed into place, so a failed build leaves nothing.
+
+            A device table line: path type mode uid gid major minor [start inc count], type \
+            d (folder), c, b (character, block device) or p (FIFO), mode in octal; with \
+            start, inc and count a numbered series (/dev/ttyS c 660 0 0 4 64 0 1 4 makes \
+            ttyS0 to ttyS3, minor 64 to 67).
+
+            Example:
+              drops-build ramdisk --overlay ~/l4/rootfs-extra --compression xz -o out/ramdisk.img
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The root file system folder.", valueName: "dir"))
+    var rootfs = "rootfs"
+
+    @Option(name: .long, help: ArgumentHelp("A folder added on top of the root file system (repeatable).", valueName: "dir"))
+    var overlay: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The device table (default: ROOTFS/devices.txt when it exists).", valueName: "file"))
+    var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("none, gzip, xz, zstd or lz4.", valueName: "filter"))
+    var compression = "gzip"
+
+    @Option(name: .long, help: ArgumentHelp("The BusyBox binary to install, or 'none'.", valueName: "path"))
+    var busybox = Busybox.defaultPath
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The RAM disk to write (default: out/ramdisk.cpio plus the compression's suffix).", valueName: "file"))
+    var output: String?
+
+    @OptionGroup var options: OutputOptions
+
+    func validate() throws {
+        guard RamDiskCompression(rawValue: compression) != nil else {
+            throw ValidationError("--compression \(compression) is not one of \(RamDiskCompression.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    struct Summary: Encodable {
+        var path: String
+        var size: Int
+        var sha256: String
+        var entries: Int
+        var compression: String
+        var busybox: String?
+        var seconds: Double
+    }
+
+    func run() throws {
+        CommandMain.bootstrapLogging(options.logLevel)
+        let compression = RamDiskCompression(rawValue: compression)!
+        let target = output ?? "out/ramdisk.cpio\(compression.suffix)"
+        let tablePath = devices ?? (FileManager.default.fileExists(atPath: rootfs + "/devices.txt") ? rootfs + "/devices.txt" : nil)
+        let start = Date()
+        var tree: RootTree
+        var box: Busybox?
+        do {
+            var table: [DeviceEntry] = []
+            if let tablePath {
+                guard let text = try? String(contentsOfFile: tablePath, encoding: .utf8) else {
+                    throw CommandFailure("cannot read the device table \(tablePath)")
+                }
+                table = try DeviceTable.parse(text, name: tablePath)
+            }
+            tree = try RootTree(folders: [rootfs] + overlay, devices: table, excluding: Set(tablePath.map { [$0] } ?? []))
+            if busybox != "none" {
+                box = try Busybox.installed(path: busybox)
+                try box!.install(into: &tree)
+            }
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let size = try RamDiskWriter(compression: compression).write(tree, to: target)
+            let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: target), options: .alwaysMapped))
+            let summary = Summary(path: target, size: size, sha256: digest.map { String(format: "%02x", $0) }.joined(),
+                                  entries: tree.entries.count, compression: compression.rawValue,
+                                  busybox: box.map { "\($0.version) (\($0.applets.count) applets)" }, seconds: Date().timeIntervalSince(start))
+            if options.json {
+                try CommandMain.printJSON(summary)
+            } else {
+                print("wrote \(target): \(size) bytes, \(summary.entries) entries, \(compression.rawValue), sha256 \(summary.sha256.prefix(16))"
+                      + (summary.busybox.map { ", busybox \($0)" } ?? ""))
+            }
+        } catch let error as RamDiskError {
+            throw CommandFailure(error.description)
+        }
+    }
+}
