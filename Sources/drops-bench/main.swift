@@ -99,21 +99,23 @@ func dropsServe() -> String {
 }
 
 var servers: [Server] = []
-if let drops = start("drops-serve", dropsServe(), ["tftp", "--root", root, "--address", "127.0.0.1", "--port", "16969",
+// --no-tftp leaves the TFTP servers out (the boot and RAM disk parts still run).
+let tftpBench = !arguments.contains("--no-tftp")
+if tftpBench, let drops = start("drops-serve", dropsServe(), ["tftp", "--root", root, "--address", "127.0.0.1", "--port", "16969",
                                                     "--max-windowsize", "64", "--timeout", "1"], port: 16969) {
     servers.append(drops)
 }
-if let tftpd = which("in.tftpd"), let server = start("tftpd-hpa", tftpd, ["--foreground", "--address", "127.0.0.1:16970",
+if tftpBench, let tftpd = which("in.tftpd"), let server = start("tftpd-hpa", tftpd, ["--foreground", "--address", "127.0.0.1:16970",
                                                                           "--secure", "--user", "root", "--blocksize", "65464", root], port: 16970) {
     servers.append(server)
-} else if which("in.tftpd") == nil { say("! tftpd-hpa not installed (Debian package tftpd-hpa): left out") }
+} else if tftpBench, which("in.tftpd") == nil { say("! tftpd-hpa not installed (Debian package tftpd-hpa): left out") }
 // dnsmasq's TFTP server always listens on port 69.
-if let dnsmasq = which("dnsmasq"), let server = start("dnsmasq", dnsmasq, [
+if tftpBench, let dnsmasq = which("dnsmasq"), let server = start("dnsmasq", dnsmasq, [
     "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--enable-tftp", "--tftp-root=\(root)",
     "--listen-address=127.0.0.1", "--bind-interfaces", "--tftp-max=400", "--user=root", "--pid-file=\(work.path)/dnsmasq.pid",
 ], port: 69) {
     servers.append(server)
-} else if which("dnsmasq") == nil { say("! dnsmasq not installed (Debian package dnsmasq-base): left out") }
+} else if tftpBench, which("dnsmasq") == nil { say("! dnsmasq not installed (Debian package dnsmasq-base): left out") }
 
 // Interrupted (Ctrl-C, timeout): stop the servers too, never leave them running.
 let startedServers = servers
@@ -156,6 +158,7 @@ func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> String {
 
 var rows: [(String, [String])] = []
 @MainActor func record(_ scenario: String, _ cells: [String]) {
+    guard !servers.isEmpty else { return }
     rows.append((scenario, cells))
     say("\(scenario): " + zip(servers.map(\.name), cells).map { "\($0) \($1)" }.joined(separator: ", "))
 }
@@ -215,11 +218,13 @@ record("server peak memory (VmHWM)", servers.map { String(format: "%.1f MiB", Do
 for server in servers { server.stop() }
 
 // The table, Markdown.
-say("")
-say("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
-say("|---|" + servers.map { _ in "---|" }.joined())
-for (scenario, cells) in rows {
-    say("| \(scenario) | " + cells.joined(separator: " | ") + " |")
+if !servers.isEmpty {
+    say("")
+    say("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
+    say("|---|" + servers.map { _ in "---|" }.joined())
+    for (scenario, cells) in rows {
+        say("| \(scenario) | " + cells.joined(separator: " | ") + " |")
+    }
 }
 
 // 5. Booting the selftest image in QEMU (TCG) through each chain: our server beside QEMU's
@@ -268,4 +273,61 @@ if arguments.contains("--no-boot") {
         }
         say("| \(chain) | " + cells.joined(separator: " | ") + " |")
     }
+}
+
+// 6. The RAM disk: our builder (libarchive) beside `find | cpio -o -H newc | gzip -9` (and
+// `| xz`) on the same folder: rootfs/, BusyBox with its applet links and the probe's
+// binaries, in the same run. Time is the median of three builds; sizes in bytes.
+func ramDiskBench() {
+    let stage = work.path + "/rootfs-stage"
+    let busybox = "/bin/busybox"
+    guard FileManager.default.fileExists(atPath: "rootfs/init"), FileManager.default.isExecutableFile(atPath: busybox),
+          FileManager.default.isExecutableFile(atPath: "/usr/bin/cpio") else {
+        say("ramdisk: skipped (needs rootfs/, busybox-static and cpio: make deps)")
+        return
+    }
+    let setup = "rm -rf \(stage) && cp -a rootfs \(stage) && rm -f \(stage)/devices.txt && mkdir -p \(stage)/bin \(stage)/probe"
+        + " && cp \(busybox) \(stage)/bin/busybox"
+        + " && for a in $(\(busybox) --list-full); do mkdir -p \(stage)/$(dirname $a); [ -e \(stage)/$a ] || ln -s /bin/busybox \(stage)/$a; done"
+        + " && cp \(probeBuildFolder)/* \(stage)/probe/ 2>/dev/null; true"
+    guard (try? ChildProcess(["/bin/sh", "-c", setup]))?.wait() == 0 else {
+        say("ramdisk: skipped (cannot stage the tree)")
+        return
+    }
+    let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drops-build").path
+    func timed(_ command: String, output: String) -> (seconds: Double, size: Int)? {
+        var times: [Double] = []
+        for _ in 0..<(quick ? 1 : 3) {
+            let start = Date()
+            guard (try? ChildProcess(["/bin/sh", "-c", command]))?.wait() == 0 else { return nil }
+            times.append(Date().timeIntervalSince(start))
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        return (median(times)!, size)
+    }
+    say("")
+    say("RAM disk from the same folder (rootfs/, BusyBox and its links, the probe's binaries), median of \(quick ? 1 : 3):")
+    say("")
+    say("| compression | drops-build ramdisk | find \\| cpio -o -H newc \\| compressor | size ours / theirs |")
+    say("|---|---|---|---|")
+    // The same settings on both sides: gzip -9 without a time stamp; xz as the kernel reads
+    // it (CRC32, 1 MiB dictionary), which is what drops-build ramdisk runs.
+    let pipelines: [(String, String)] = [("gzip", "gzip -9 -n"), ("xz", "xz --format=xz --check=crc32 --lzma2=preset=6,dict=1MiB --threads=1 -c")]
+    for (name, compressor) in pipelines {
+        let ours = work.path + "/ours.\(name)", theirs = work.path + "/theirs.\(name)"
+        let a = timed("\(tool) ramdisk --rootfs \(stage) --busybox none --compression \(name) -o \(ours) -q", output: ours)
+        let b = timed("cd \(stage) && find . | LC_ALL=C sort | cpio -o -H newc --quiet | \(compressor) > \(theirs)", output: theirs)
+        func cell(_ value: (seconds: Double, size: Int)?) -> String {
+            value.map { String(format: "%.2f s, %d bytes", $0.seconds, $0.size) } ?? "FAILED"
+        }
+        let ratio = (a != nil && b != nil && b!.size > 0) ? String(format: "%+.1f %%", (Double(a!.size) / Double(b!.size) - 1) * 100) : "-"
+        say("| \(name) | \(cell(a)) | \(cell(b)) | \(ratio) |")
+    }
+}
+
+let probeBuildFolder = "build/probe"
+if arguments.contains("--no-ramdisk") {
+    say("ramdisk: skipped (--no-ramdisk)")
+} else {
+    ramDiskBench()
 }
