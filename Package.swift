@@ -31,7 +31,7 @@ let package = Package(
         .target(
             name: "DropsImage",
             dependencies: [
-                "DropsModel",
+                "DropsModel", "DropsArchive",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

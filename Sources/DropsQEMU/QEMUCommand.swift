@@ -46,6 +46,12 @@ public struct QEMUCommand: Sendable, Equatable {
         return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
     }
 
+    /// Boots a CD image from QEMU's CD drive.
+    public static func cdrom(manifest: Manifest, image: String, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
+        let arguments = machine.arguments(for: manifest) + ["-drive", "file=\(escapeOptionValue(image)),media=cdrom,readonly=on", "-boot", "d"]
+        return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
+    }
+
     /// The same boot with QEMU's own built-in TFTP server serving `treeDirectory` instead of
     /// ours (for comparison: `drops-run --tftp qemu`).
     public static func builtinNetwork(manifest: Manifest, entry: String, treeDirectory: String,

@@ -113,14 +113,24 @@ struct BuildProfile: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Folder the tree is written under.", valueName: "dir"))
     var out = "out"
 
+    @Flag(name: .long, help: "Also write OUT/NAME.iso: a CD that boots the same chain with ISOLINUX (drops-run NAME --iso boots it).")
+    var iso = false
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         CommandMain.bootstrapLogging(output.logLevel)
         let plan = try plan.plan()
+        if iso, let reason = IsoImage.unavailableReason() { throw CommandFailure("--iso: \(reason)") }
         let result: BuildResult
+        var isoPath: String?
         do {
             result = try ImageBuilder().build(plan, outputRoot: out)
+            if iso {
+                isoPath = "\(out)/\(plan.profileName).iso"
+                let size = try IsoImage.write(treeDirectory: result.directory, manifest: result.manifest, to: isoPath!)
+                if !output.json { print("wrote \(isoPath!) (\(size) bytes)") }
+            }
         } catch {
             throw CommandFailure(error.description)
         }

@@ -30,6 +30,7 @@ final class BootSession: Sendable {
     let machine: MachineOptions
     let progress: Progress
     let port: Int
+    let isoPath: String
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
     private let scratch: String?
     private let state = NIOLockedValueBox(SessionState())
@@ -48,7 +49,8 @@ final class BootSession: Sendable {
         self.progress = progress
         machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: MachineOptions.nicModels[run.nic] ?? run.nic,
                                  kvm: false, extraArguments: run.qemuArg)
-        guard chain != .qemu, provider == .drops, !run.dryRun else {
+        isoPath = run.isoPath(treeDirectory: treeDirectory)
+        guard chain != .qemu, chain != .iso, provider == .drops, !run.dryRun else {
             server = nil
             scratch = nil
             port = 0
@@ -134,6 +136,8 @@ final class BootSession: Sendable {
         switch (chain, provider) {
         case (.qemu, _):
             return QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, machine: machine)
+        case (.iso, _):
+            return QEMUCommand.cdrom(manifest: manifest, image: isoPath, machine: machine)
         case (_, .qemu):
             return QEMUCommand.builtinNetwork(manifest: manifest, entry: chain.entry(manifest)!, treeDirectory: treeDirectory, machine: machine)
         case (_, .drops):

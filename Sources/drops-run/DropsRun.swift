@@ -9,7 +9,7 @@ import NIOPosix
 
 /// The ways into a tree, as `--chain` names them.
 enum Chain: String, CaseIterable, ExpressibleByArgument {
-    case ipxe, pxelinux, grub, qemu
+    case ipxe, pxelinux, grub, qemu, iso
 
     /// The file the firmware fetches first, relative to the tree.
     func entry(_ manifest: Manifest) -> String? {
@@ -17,7 +17,7 @@ enum Chain: String, CaseIterable, ExpressibleByArgument {
         case .ipxe: return IPXEScript.fileName
         case .pxelinux: return IPXEScript.pxelinuxEntry
         case .grub: return GrubNetImage.entry
-        case .qemu: return nil
+        case .qemu, .iso: return nil
         }
     }
 }
@@ -58,6 +58,9 @@ struct DropsRun: ParsableCommand {
             grub-pc-bin) whose prefix names our server and port, then grub/grub.cfg. Images see \
             `NAME args`.
               qemu      QEMU's own Multiboot loader (-kernel/-initrd, run in bin/). No network.
+              iso       the tree's CD image (OUT/NAME.iso, from drops-build profile NAME \
+            --iso) in QEMU's CD drive: ISOLINUX, then mboot.c32. Images see `/bin/NAME args`. \
+            --iso is short for it.
 
             CHECKS
             The profile's milestones (manifest.json) are expected in order, each within its own \
@@ -106,11 +109,16 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Folder the profile trees are in.", valueName: "dir"))
     var out = "out"
 
-    @Flag(name: .long, help: "Build the profile's tree first (drops-build profile NAME --out OUT).")
+    @Flag(name: .long, help: "Build the profile's tree first (drops-build profile NAME --out OUT, with --iso when booting the CD).")
     var build = false
 
-    @Option(name: .long, help: ArgumentHelp("How to boot: ipxe, pxelinux, grub or qemu.", valueName: "chain"))
-    var chain: Chain = .ipxe
+    @Flag(name: .long, help: "Boot the tree's CD image (the same as --chain iso).")
+    var iso = false
+
+    @Option(name: .customLong("chain"), help: ArgumentHelp("How to boot: ipxe, pxelinux, grub, qemu or iso.", valueName: "chain"))
+    var chainOption: Chain = .ipxe
+
+    var chain: Chain { iso ? .iso : chainOption }
 
     @Option(name: .long, help: ArgumentHelp("Also expect this regular expression, after the milestones (repeatable).", valueName: "regex"))
     var expect: [String] = []
@@ -168,7 +176,8 @@ struct DropsRun: ParsableCommand {
         if tftp == .qemu && chain == .grub {
             throw ValidationError("--tftp qemu works with --chain ipxe or pxelinux: the grub chain's image is made per run and only our server serves it")
         }
-        if tftp == .qemu && chain == .qemu { throw ValidationError("--tftp needs a network chain (ipxe, pxelinux or grub)") }
+        if tftp == .qemu && (chain == .qemu || chain == .iso) { throw ValidationError("--tftp needs a network chain (ipxe, pxelinux or grub)") }
+        if iso && chainOption != .ipxe && chainOption != .iso { throw ValidationError("--iso boots the CD; it does not go with --chain \(chainOption.rawValue)") }
         if build && isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
         if tap && output.json { throw ValidationError("--tap and --json both write to standard output; choose one") }
     }
@@ -192,7 +201,7 @@ struct DropsRun: ParsableCommand {
         do { manifest = try TreeVerifier.loadManifest(directory: treeDirectory) } catch {
             throw CommandFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree); --build builds it)"))
         }
-        try checkChain(manifest)
+        try checkChain(manifest, treeDirectory: treeDirectory)
         let patterns = expectedPatterns(manifest)
         let watcher: SerialWatcher
         do { watcher = try SerialWatcher(patterns: patterns) } catch { throw CommandFailure("\(error)") }
@@ -237,7 +246,10 @@ struct DropsRun: ParsableCommand {
     }
 
     /// Refuses a chain the tree cannot boot, with the reason, before anything starts.
-    func checkChain(_ manifest: Manifest) throws {
+    /// A tree's CD image sits beside it: OUT/NAME.iso for OUT/NAME.
+    func isoPath(treeDirectory: String) -> String { treeDirectory + ".iso" }
+
+    func checkChain(_ manifest: Manifest, treeDirectory: String) throws {
         switch chain {
         case .pxelinux:
             guard let path = manifest.bootPaths.first(where: { $0.name == "pxelinux" }), path.usable else {
@@ -256,6 +268,10 @@ struct DropsRun: ParsableCommand {
             if let reason = GrubNetImage.unavailableReason() { throw CommandFailure("cannot boot through GRUB 2: \(reason)") }
             guard manifest.files.contains(where: { $0.path == Grub2Config.fileName }) else {
                 throw CommandFailure("this tree has no \(Grub2Config.fileName); rebuild it with drops-build profile \(manifest.profile.name)")
+            }
+        case .iso:
+            guard FileManager.default.fileExists(atPath: isoPath(treeDirectory: treeDirectory)) else {
+                throw CommandFailure("no CD image \(isoPath(treeDirectory: treeDirectory)); make it with drops-build profile \(manifest.profile.name) --iso (or drops-run --build --iso)")
             }
         case .qemu:
             break
@@ -278,7 +294,7 @@ struct DropsRun: ParsableCommand {
         progress.say("building \(image) with \(executable)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["profile", image, "--out", out] + (output.quiet ? ["-q"] : [])
+        process.arguments = ["profile", image, "--out", out] + (chain == .iso ? ["--iso"] : []) + (output.quiet ? ["-q"] : [])
         // The build's table goes to standard error: standard output is the run's.
         process.standardOutput = FileHandle.standardError
         do { try process.run() } catch { throw CommandFailure("cannot start \(executable): \(error.localizedDescription)") }

@@ -1,4 +1,6 @@
 import DropsArchive
+import DropsImage
+import DropsModel
 import DropsQEMU
 import DropsTestSupport
 import Foundation
@@ -45,5 +47,49 @@ import Testing
         ])
         let outcome = try QEMURunner().run(command, timeout: 180, watcher: watcher)
         #expect(outcome.ending == .finished, "\(compression): \(outcome.ending)\n\(outcome.transcript.suffix(3000))")
+    }
+}
+
+/// The selftest as a CD: drops-build profile --iso writes it with libarchive, its files read
+/// back as the tree's, and drops-run --iso boots it with every probe module verified.
+@Suite(.serialized) struct IsoBootTests {
+    @Test func selftestCDBootsWithEveryModuleVerified() throws {
+        try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
+        try #require(IsoImage.unavailableReason() == nil, "install isolinux and syslinux-common (make deps)")
+        let out = TemporaryDirectory("drops-iso")
+        let build = try #require(CommandLineTests.executable("drops-build"))
+        let built = try ChildProcess([build, "profile", "selftest", "--iso", "--out", out.path], errors: out.path + "/build.err",
+                                     environment: ["DROPS_PROFILES_DIR": Repository.profiles])
+        #expect(built.wait() == 0, "\((try? String(contentsOfFile: out.path + "/build.err", encoding: .utf8)) ?? "")")
+        let iso = out.path + "/selftest.iso"
+        let manifest = try TreeVerifier.loadManifest(directory: out.path + "/selftest")
+
+        // What is on the CD: ISOLINUX and its modules, its configuration, the tree's files.
+        let items = Dictionary(uniqueKeysWithValues: try ArchiveListing.read(iso).map { ($0.path, $0) })
+        for path in ["isolinux/isolinux.bin", "isolinux/ldlinux.c32", "isolinux/mboot.c32", "isolinux/libcom32.c32", "manifest.json"] {
+            #expect(items[path] != nil, "\(path) missing from the CD: \(items.keys.sorted())")
+        }
+        for module in [manifest.firstStage] + manifest.modules {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: out.path + "/selftest/" + module.path))
+            #expect(items[module.path]?.data == [UInt8](bytes), "\(module.path) differs on the CD")
+        }
+        let config = String(decoding: items["isolinux/isolinux.cfg"]?.data ?? [], as: UTF8.self)
+        #expect(config.contains("KERNEL mboot.c32"))
+        #expect(config.contains("APPEND /bin/probe -serial -modaddr 0x02000000 --- /bin/fiasco "))
+
+        let run = try DropsRunTool.run([out.path + "/selftest", "--iso", "--json"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == manifest.modules.count)
+        #expect(run.served.isEmpty)
+    }
+
+    @Test func missingCDImageIsNamedWithTheFix() throws {
+        try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
+        let out = TemporaryDirectory("drops-iso")
+        let plan = try Planner.plan(try ProfileLoader(directory: Repository.profiles).load("selftest"), options: PlanOptions())
+        let result = try ImageBuilder().build(plan, outputRoot: out.path)
+        let run = try DropsRunTool.run([result.directory, "--iso"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("no CD image \(result.directory).iso; make it with drops-build profile selftest --iso"), "\(run.stderr)")
     }
 }
