@@ -93,3 +93,61 @@ import Testing
         #expect(run.stderr.contains("no CD image \(result.directory).iso; make it with drops-build profile selftest --iso"), "\(run.stderr)")
     }
 }
+
+/// drops-build ramdisk refuses bad input with one line naming it, exit 1, and no file.
+@Suite struct RamDiskCommandTests {
+    func ramdisk(_ arguments: [String], in work: TemporaryDirectory) throws -> (status: Int32, stderr: String) {
+        let tool = try #require(CommandLineTests.executable("drops-build"), "build the tools first (make build)")
+        let child = try ChildProcess([tool, "ramdisk", "--busybox", "none"] + arguments, errors: work.path + "/err")
+        let status = child.wait()
+        return (status, (try? String(contentsOfFile: work.path + "/err", encoding: .utf8)) ?? "")
+    }
+
+    func root(_ work: TemporaryDirectory) -> String {
+        work.write("root/init", text: "#!/bin/sh\n")
+        work.write("root/devices.txt", text: "/dev/console c 600 0 0 5 1\n")
+        return work.path + "/root"
+    }
+
+    func expectRefused(_ result: (status: Int32, stderr: String), _ words: [String], nothingIn work: TemporaryDirectory,
+                       sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        #expect(result.status == 1, "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)", sourceLocation: sourceLocation)
+        for word in words { #expect(result.stderr.contains(word), "missing '\(word)' in \(result.stderr)", sourceLocation: sourceLocation) }
+        let written = ((try? FileManager.default.contentsOfDirectory(atPath: work.path + "/out")) ?? [])
+        #expect(written.isEmpty, "\(written)", sourceLocation: sourceLocation)
+    }
+
+    @Test func goodInputWritesTheFile() throws {
+        let work = TemporaryDirectory("drops-rdcmd")
+        let result = try ramdisk(["--rootfs", root(work), "-o", work.path + "/out/r.cpio.gz"], in: work)
+        #expect(result.status == 0, "\(result.stderr)")
+        let names = try ArchiveListing.read(work.path + "/out/r.cpio.gz").map(\.path)
+        #expect(names == ["dev", "dev/console", "init"])
+    }
+
+    @Test func deviceTableErrorNamesFileAndLine() throws {
+        let work = TemporaryDirectory("drops-rdcmd")
+        let rootfs = root(work)
+        work.write("root/devices.txt", text: "# nodes\n/dev/console c 600 0 0 5 1\n/dev/null c 666 0 0 1\n")
+        expectRefused(try ramdisk(["--rootfs", rootfs, "-o", work.path + "/out/r.cpio.gz"], in: work),
+                      ["\(rootfs)/devices.txt:3:", "6 fields"], nothingIn: work)
+    }
+
+    @Test func symlinkOutOfTheTreeIsRefused() throws {
+        let work = TemporaryDirectory("drops-rdcmd")
+        let rootfs = root(work)
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/shadow", withDestinationPath: "../../etc/shadow")
+        expectRefused(try ramdisk(["--rootfs", rootfs, "-o", work.path + "/out/r.cpio.gz"], in: work),
+                      ["shadow", "outside the root file system"], nothingIn: work)
+    }
+
+    @Test func missingRootfsAndBadCompressionAreRefused() throws {
+        let work = TemporaryDirectory("drops-rdcmd")
+        expectRefused(try ramdisk(["--rootfs", work.path + "/none", "-o", work.path + "/out/r.cpio"], in: work),
+                      ["\(work.path)/none does not exist"], nothingIn: work)
+        let usage = try ramdisk(["--rootfs", root(work), "--compression", "bzip2"], in: work)
+        #expect(usage.status == 2)
+        #expect(usage.stderr.contains("gzip, xz, zstd, lz4"))
+    }
+}
