@@ -21,7 +21,7 @@ PROBE_OUT := $(CURDIR)/build/probe
 # reads them back in the tests.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
-	xz-utils lz4 busybox-static isolinux
+	xz-utils lz4 busybox-static isolinux e2fsprogs faketime
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -38,8 +38,14 @@ struct BuildRamDisk: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The device table (default: ROOTFS/devices.txt when it exists).", valueName: "file"))
     var devices: String?
 
-    @Option(name: .long, help: ArgumentHelp("none, gzip, xz, zstd or lz4.", valueName: "filter"))
+    @Option(name: .long, help: ArgumentHelp("cpio (newc, an initramfs) or ext2 (a file system image for root=/dev/ram0).", valueName: "format"))
+    var format = "cpio"
+
+    @Option(name: .long, help: ArgumentHelp("none, gzip, xz, zstd or lz4 (cpio only).", valueName: "filter"))
     var compression = "gzip"
+
+    @Option(name: .long, help: ArgumentHelp("Size of an ext2 image, like 16M or 4096K (default: the content plus a quarter).", valueName: "size"))
+    var size: String?
 
     @Option(name: .long, help: ArgumentHelp("The BusyBox binary to install, or 'none'.", valueName: "path"))
     var busybox = Busybox.defaultPath
@@ -50,9 +56,19 @@ struct BuildRamDisk: ParsableCommand {
     @OptionGroup var options: OutputOptions
 
     func validate() throws {
+        guard ["cpio", "ext2"].contains(format) else { throw ValidationError("--format \(format) is not cpio or ext2") }
+        if let size, Self.kibibytes(size) == nil { throw ValidationError("--size \(size) is not a size like 16M or 4096K") }
+        if size != nil && format != "ext2" { throw ValidationError("--size is for --format ext2") }
         guard RamDiskCompression(rawValue: compression) != nil else {
             throw ValidationError("--compression \(compression) is not one of \(RamDiskCompression.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+    }
+
+    /// `16M`, `4096K`, `1G` or plain KiB.
+    static func kibibytes(_ text: String) -> Int? {
+        let units: [Character: Int] = ["K": 1, "M": 1024, "G": 1024 * 1024]
+        if let last = text.uppercased().last, let unit = units[last] { return Int(text.dropLast()).map { $0 * unit }.flatMap { $0 > 0 ? $0 : nil } }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
     struct Summary: Encodable {
@@ -68,7 +84,8 @@ struct BuildRamDisk: ParsableCommand {
     func run() throws {
         CommandMain.bootstrapLogging(options.logLevel)
         let compression = RamDiskCompression(rawValue: compression)!
-        let target = output ?? "out/ramdisk.cpio\(compression.suffix)"
+        let ext2 = format == "ext2"
+        let target = output ?? (ext2 ? "out/ramdisk.ext2" : "out/ramdisk.cpio\(compression.suffix)")
         let tablePath = devices ?? (FileManager.default.fileExists(atPath: rootfs + "/devices.txt") ? rootfs + "/devices.txt" : nil)
         let start = Date()
         var tree: RootTree
@@ -88,15 +105,21 @@ struct BuildRamDisk: ParsableCommand {
             }
             try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
-            let size = try RamDiskWriter(compression: compression).write(tree, to: target)
+            let size: Int
+            if ext2 {
+                let kib = self.size.flatMap(Self.kibibytes) ?? max(1024, Ext2Writer.contentKiB(tree) * 5 / 4 + 512)
+                size = try Ext2Writer(sizeKiB: kib).write(tree, to: target)
+            } else {
+                size = try RamDiskWriter(compression: compression).write(tree, to: target)
+            }
             let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: target), options: .alwaysMapped))
             let summary = Summary(path: target, size: size, sha256: digest.map { String(format: "%02x", $0) }.joined(),
-                                  entries: tree.entries.count, compression: compression.rawValue,
+                                  entries: tree.entries.count, compression: ext2 ? "ext2" : compression.rawValue,
                                   busybox: box.map { "\($0.version) (\($0.applets.count) applets)" }, seconds: Date().timeIntervalSince(start))
             if options.json {
                 try CommandMain.printJSON(summary)
             } else {
-                print("wrote \(target): \(size) bytes, \(summary.entries) entries, \(compression.rawValue), sha256 \(summary.sha256.prefix(16))"
+                print("wrote \(target): \(size) bytes, \(summary.entries) entries, \(summary.compression), sha256 \(summary.sha256.prefix(16))"
                       + (summary.busybox.map { ", busybox \($0)" } ?? ""))
             }
         } catch let error as RamDiskError {

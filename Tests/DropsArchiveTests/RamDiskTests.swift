@@ -236,3 +236,66 @@ import Testing
         #expect(mine.entries.first { $0.path == "/bin/sh" }?.content == .file(source: work.path + "/overlay/bin/sh", size: 12))
     }
 }
+
+/// ext2 images made with e2fsprogs: clean for e2fsck, listed back with debugfs, identical
+/// when rebuilt, refused when too small.
+@Suite struct Ext2Tests {
+    func debugfs(_ image: String, _ request: String, _ work: TemporaryDirectory) throws -> String {
+        let child = try ChildProcess(["/sbin/debugfs", "-R", request, image], output: work.path + "/dbg.out", errors: "/dev/null")
+        _ = child.wait()
+        return (try? String(contentsOfFile: work.path + "/dbg.out", encoding: .utf8)) ?? ""
+    }
+
+    func sample(_ work: TemporaryDirectory) throws -> RootTree {
+        work.write("root/init", text: "#!/bin/sh\necho hi\n")
+        chmod(work.path + "/root/init", 0o755)
+        work.write("root/etc/hostname", text: "drops\n")
+        work.write("root/bin/busybox", [UInt8](repeating: 0x5A, count: 70_000))
+        try FileManager.default.createSymbolicLink(atPath: work.path + "/root/bin/sh", withDestinationPath: "busybox")
+        let devices = try DeviceTable.parse("/dev/console c 600 0 0 5 1\n/dev/ram0 b 660 0 6 1 0\n/dev/initctl p 600 0 0 0 0\n/tmp d 1777 0 0 0 0\n", name: "t")
+        return try RootTree(folders: [work.path + "/root"], devices: devices)
+    }
+
+    @Test func imageIsCleanAndHoldsTheTree() throws {
+        try #require(Ext2Writer.unavailableReason() == nil, "install e2fsprogs and faketime (make deps)")
+        let work = TemporaryDirectory("drops-ext2")
+        let image = work.path + "/ramdisk.ext2"
+        try Ext2Writer(sizeKiB: 1024, timestamp: 1_000_000).write(try sample(work), to: image)
+        let check = try ChildProcess(["/sbin/e2fsck", "-fn", image], output: work.path + "/fsck")
+        #expect(check.wait() == 0, "\((try? String(contentsOfFile: work.path + "/fsck", encoding: .utf8)) ?? "")")
+        let console = try debugfs(image, "stat /dev/console", work)
+        #expect(console.contains("Type: character special") && console.contains("Mode:  0600"), "\(console)")
+        #expect(console.contains("Device major/minor number: 05:01"), "\(console)")
+        let ram = try debugfs(image, "stat /dev/ram0", work)
+        #expect(ram.contains("Type: block special") && ram.contains("Group:     6"), "\(ram)")
+        #expect(try debugfs(image, "stat /dev/initctl", work).contains("Type: FIFO"))
+        let initFile = try debugfs(image, "stat /init", work)
+        #expect(initFile.contains("Mode:  0755") && initFile.contains("User:     0") && initFile.contains("Size: 18"), "\(initFile)")
+        #expect(initFile.contains("mtime: 0x000f4240"), "\(initFile)")
+        #expect(try debugfs(image, "cat /etc/hostname", work) == "drops\n")
+        #expect(try debugfs(image, "stat /bin/sh", work).contains("Fast link dest: \"busybox\""))
+        #expect(try debugfs(image, "stat /tmp", work).contains("Mode:  01777"))
+    }
+
+    @Test func rebuildsAreByteIdentical() throws {
+        try #require(Ext2Writer.unavailableReason() == nil, "install e2fsprogs and faketime (make deps)")
+        let first = TemporaryDirectory("drops-ext2"), second = TemporaryDirectory("drops-ext2")
+        try Ext2Writer(sizeKiB: 1024, timestamp: 7).write(try sample(first), to: first.path + "/a.ext2")
+        sleep(1)
+        try Ext2Writer(sizeKiB: 1024, timestamp: 7).write(try sample(second), to: second.path + "/b.ext2")
+        #expect(FileManager.default.contentsEqual(atPath: first.path + "/a.ext2", andPath: second.path + "/b.ext2"))
+    }
+
+    @Test func tooSmallIsRefusedAndLeavesNothing() throws {
+        try #require(Ext2Writer.unavailableReason() == nil, "install e2fsprogs and faketime (make deps)")
+        let work = TemporaryDirectory("drops-ext2")
+        let tree = try sample(work)
+        #expect {
+            try Ext2Writer(sizeKiB: 64).write(tree, to: work.path + "/small.ext2")
+        } throws: { error in
+            "\(error)".contains("too small") && "\(error)".contains("raise its size")
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.contains("small") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+}

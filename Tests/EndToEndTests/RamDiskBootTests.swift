@@ -142,6 +142,17 @@ import Testing
                       ["shadow", "outside the root file system"], nothingIn: work)
     }
 
+    @Test func ext2TooSmallForTheContentIsRefused() throws {
+        try #require(Ext2Writer.unavailableReason() == nil, "install e2fsprogs and faketime (make deps)")
+        let work = TemporaryDirectory("drops-rdcmd")
+        let rootfs = root(work)
+        work.write("root/big", [UInt8](repeating: 1, count: 200_000))
+        expectRefused(try ramdisk(["--rootfs", rootfs, "--format", "ext2", "--size", "100K", "-o", work.path + "/out/r.ext2"], in: work),
+                      ["100 KiB is too small", "raise its size"], nothingIn: work)
+        let fits = try ramdisk(["--rootfs", rootfs, "--format", "ext2", "-o", work.path + "/out/r.ext2"], in: work)
+        #expect(fits.status == 0, "\(fits.stderr)")
+    }
+
     @Test func missingRootfsAndBadCompressionAreRefused() throws {
         let work = TemporaryDirectory("drops-rdcmd")
         expectRefused(try ramdisk(["--rootfs", work.path + "/none", "-o", work.path + "/out/r.cpio"], in: work),
