@@ -21,7 +21,7 @@ PROBE_OUT := $(CURDIR)/build/probe
 # reads them back in the tests.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
-	xz-utils lz4 busybox-static isolinux e2fsprogs faketime
+	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -53,7 +53,9 @@ kernel:
 	pkg=$$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $$2; exit }'); \
 	if [ -z "$$pkg" ]; then echo "make kernel: apt knows no linux-image-amd64 (apt-get update?)"; exit 1; fi; \
 	if ls $(KERNEL_DIR)/$${pkg}_*.deb >/dev/null 2>&1; then echo "make kernel: $$pkg present"; \
-	else cd $(KERNEL_DIR) && apt-get download -q $$pkg; fi
+	else (cd $(KERNEL_DIR) && apt-get download -q $$pkg); fi; \
+	bsdtar -xOf $(KERNEL_DIR)/$${pkg}_*.deb 'data.tar.*' | bsdtar -xOf - './boot/vmlinuz-*' > $(KERNEL_DIR)/vmlinuz.new && \
+	mv $(KERNEL_DIR)/vmlinuz.new $(KERNEL_DIR)/vmlinuz && echo "make kernel: $(KERNEL_DIR)/vmlinuz from $$pkg"
 
 test: deps build kernel
 	$(MAKE) -C Sources/ProbeKernel OUT=$(PROBE_OUT) check

@@ -40,7 +40,10 @@ public enum BootPathAnalysis {
             .init(name: "qemu-multiboot", entry: menu.firstStage.path, usable: true,
                   reason: "QEMU's own loader (-kernel, -initrd) with bin/ as working directory gives every image `name args`"),
         ]
-        if let problem = IPXEMultibootLimits.problem(with: menu) {
+        if menu.linux {
+            result.append(.init(name: "ipxe", entry: IPXEScript.fileName, usable: true,
+                                reason: "iPXE boots the Linux kernel with its initrd itself; the kernel sees its arguments"))
+        } else if let problem = IPXEMultibootLimits.problem(with: menu) {
             result.append(.init(name: "ipxe", entry: IPXEScript.fileName, usable: hasPXELinux,
                                 reason: hasPXELinux
                                     ? "iPXE cannot load \(problem) itself, so boot.ipxe chains to PXELINUX"
@@ -51,7 +54,7 @@ public enum BootPathAnalysis {
         }
         result.append(.init(name: "pxelinux", entry: "lpxelinux.0", usable: hasPXELinux,
                             reason: hasPXELinux
-                                ? "mboot.c32 passes `bin/NAME args` (the path as the first word)"
+                                ? (menu.linux ? "PXELINUX boots the Linux kernel with its initrd itself" : "mboot.c32 passes `bin/NAME args` (the path as the first word)")
                                 : noPXELinux))
         let rewritten = ([menu.firstStage] + menu.modules).filter { $0.args.contains { "\"'\\".contains($0) } }.map(\.name)
         let rewriting = rewritten.isEmpty ? "" : "; GRUB 2 puts a backslash before quotes and backslashes, so \(rewritten.joined(separator: ", ")) would see changed command lines"

@@ -15,6 +15,9 @@ public struct BootMenu: Sendable, Equatable {
 
     public var title: String
     public var profile: String
+    /// True when the first stage is a Linux kernel started with the Linux boot protocol:
+    /// the modules are then its initrds, not Multiboot modules.
+    public var linux: Bool
     /// Absolute TFTP path of the tree on the server (`${tftp_prefix}`), without a trailing slash.
     public var tftpPrefix: String
     public var firstStage: Image
@@ -35,6 +38,7 @@ public struct BootMenu: Sendable, Equatable {
         while prefix.hasSuffix("/") { prefix.removeLast() }
         tftpPrefix = prefix
         firstStage = image(plan.firstStage)
+        linux = plan.firstStage.role == .linux
         modules = plan.bootModules.map(image)
     }
 

@@ -42,12 +42,35 @@ public struct MultibootHeader: Sendable, Equatable {
 
 /// Checks components' bytes before they go into an image.
 public enum ComponentInspector {
+    /// A Linux kernel for the x86 boot protocol: the setup header's `HdrS` magic at 0x202,
+    /// its version, and the kernel's version string it points to.
+    static func linuxKernel(_ bytes: [UInt8], component: String, path: String) throws(ImageError) -> String {
+        func word(_ offset: Int) -> Int { Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 }
+        guard bytes.count > 0x264, Array(bytes[0x202..<0x206]) == Array("HdrS".utf8), word(0x1FE) == 0xAA55 else {
+            throw .badMultiboot(component: component, path: path,
+                                detail: "not a Linux kernel image for the x86 boot protocol (no HdrS setup header at 0x202); use the bzImage (vmlinuz), not vmlinux")
+        }
+        let version = word(0x206)
+        guard version >= 0x0200 else {
+            throw .badMultiboot(component: component, path: path, detail: "Linux boot protocol \(version >> 8).\(version & 0xFF) is older than 2.00 (no initrd support)")
+        }
+        var summary = "Linux bzImage, boot protocol \(version >> 8).\(String(format: "%02d", version & 0xFF))"
+        let pointer = word(0x20E) + 0x200
+        if word(0x20E) != 0, pointer < bytes.count {
+            let text = bytes[pointer...].prefix(while: { $0 != 0 }).prefix(120)
+            summary += ", \(String(decoding: text, as: UTF8.self).split(separator: " ").first ?? "")"
+        }
+        return summary
+    }
+
     /// Inspects a component's bytes for its inspection kind and the profile's architecture.
     public static func inspect(_ bytes: [UInt8], component: String, path: String,
                                inspection: Inspection, arch: Architecture) throws(ImageError) -> InspectionReport {
         switch inspection {
         case .data:
             return InspectionReport(summary: "data")
+        case .bzimage:
+            return InspectionReport(summary: try linuxKernel(bytes, component: component, path: path))
         case .elf:
             let header = try elfHeader(bytes, component: component, path: path)
             guard header.elfClass == arch.elfClass, header.machine == arch.elfMachine else {

@@ -13,10 +13,16 @@ public enum Grub2Config {
             "set timeout=0",
             "set default=0",
             "menuentry \(quote(menu.title)) {",
-            "  multiboot \(quote(menu.serverPath(menu.firstStage.path))) \(words(menu.firstStage.commandLine))",
         ]
-        for module in menu.modules {
-            lines.append("  module \(quote(menu.serverPath(module.path))) \(words(module.commandLine))")
+        if menu.linux {
+            // `linux FILE ARGS` passes ARGS as the kernel's command line; `initrd` takes every image.
+            lines.append("  linux \(quote(menu.serverPath(menu.firstStage.path))) \(words(menu.firstStage.args))")
+            if !menu.modules.isEmpty { lines.append("  initrd " + menu.modules.map { quote(menu.serverPath($0.path)) }.joined(separator: " ")) }
+        } else {
+            lines.append("  multiboot \(quote(menu.serverPath(menu.firstStage.path))) \(words(menu.firstStage.commandLine))")
+            for module in menu.modules {
+                lines.append("  module \(quote(menu.serverPath(module.path))) \(words(module.commandLine))")
+            }
         }
         lines.append("}")
         return lines.joined(separator: "\n") + "\n"

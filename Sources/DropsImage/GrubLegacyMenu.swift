@@ -16,6 +16,11 @@ public enum GrubLegacyMenu {
             "kernel (nd)\(menu.serverPath(menu.firstStage.path))\(arguments(menu.firstStage.args))",
         ]
         for module in menu.modules {
+            if menu.linux {
+                // GRUB legacy loads one initrd for a Linux kernel.
+                lines.append("initrd (nd)\(menu.serverPath(module.path))")
+                break
+            }
             if let modaddr = module.modaddr { lines.append("modaddr \(modaddr)") }
             lines.append("module (nd)\(menu.serverPath(module.path))\(arguments(module.args))")
         }

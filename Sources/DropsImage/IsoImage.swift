@@ -23,6 +23,12 @@ public enum IsoImage {
     /// ISOLINUX's configuration: images by their absolute path on the CD, so each sees
     /// `/bin/NAME args`.
     public static func config(_ manifest: Manifest) -> String {
+        let title = manifest.profile.description.isEmpty ? manifest.profile.name : "\(manifest.profile.name): \(manifest.profile.description)"
+        if manifest.firstStage.role == .linux {
+            return PXELinuxConfig.linux(title: title, profile: manifest.profile.name, kernel: "/" + manifest.firstStage.path,
+                                        args: String(manifest.firstStage.cmdline.dropFirst(manifest.firstStage.name.count).drop { $0 == " " }),
+                                        initrds: manifest.modules.map { "/" + $0.path }, paths: "absolute on the CD")
+        }
         let images = ([manifest.firstStage] + manifest.modules).map { module in
             (path: "/" + module.path, args: String(module.cmdline.dropFirst(module.name.count).drop { $0 == " " }))
         }

@@ -13,6 +13,9 @@ public enum API: String, Sendable, Codable, CaseIterable {
     case l4re
     /// Any Multiboot 1 chain with no L4-specific rules.
     case multiboot
+    /// Plain Linux booted with the Linux boot protocol (bzImage and an initrd): the reference
+    /// check that a RAM disk mounts, and a known-good system for a lab PC.
+    case linux
 }
 
 /// CPU architecture of the booted system's binaries.
@@ -32,6 +35,8 @@ public enum Role: String, Sendable, Codable, CaseIterable {
     case bootstrap, rmgr, kickstart
     /// A generic Multiboot image in the first-stage slot (for example the probe kernel).
     case multiboot
+    /// A Linux kernel (bzImage) in the first-stage slot, started with the Linux boot protocol.
+    case linux
     // Boot modules.
     case kernel, sigma0, roottask, moe, ned, io
     case names, log, dm_phys, simple_ts, l4io, tftp, loader, l4con
@@ -42,12 +47,13 @@ public enum Role: String, Sendable, Codable, CaseIterable {
     case data
 
     /// Roles that may sit in the first-stage slot.
-    public static let firstStage: Set<Role> = [.bootstrap, .rmgr, .kickstart, .multiboot]
+    public static let firstStage: Set<Role> = [.bootstrap, .rmgr, .kickstart, .multiboot, .linux]
 
     /// How a component in this role is inspected unless the profile says otherwise.
     public var defaultInspection: Inspection {
         switch self {
         case .bootstrap, .rmgr, .kickstart, .multiboot: return .multiboot
+        case .linux: return .bzimage
         case .ramdisk, .config, .symbols, .lines, .data: return .data
         default: return .elf
         }
@@ -62,6 +68,8 @@ public enum Inspection: String, Sendable, Codable, CaseIterable {
     case elf
     /// Opaque bytes (RAM disks, configuration files).
     case data
+    /// A Linux kernel image for the x86 boot protocol (`HdrS` at 0x202).
+    case bzimage
 }
 
 /// How a module reaches the target.

@@ -42,8 +42,12 @@ public struct APIRules: Sendable {
                 note: "L4Re boots bootstrap, fiasco, sigma0 and moe as its root task")
         case .multiboot:
             return APIRules(
-                firstStages: Role.firstStage, required: [], forbidden: [],
+                firstStages: Role.firstStage.subtracting([.linux]), required: [], forbidden: [],
                 architectures: [.ia32, .amd64], note: "a generic Multiboot chain")
+        case .linux:
+            return APIRules(
+                firstStages: [.linux], required: [], forbidden: Set(Role.allCases).subtracting([.linux, .ramdisk, .data, .config]),
+                architectures: [.ia32, .amd64], note: "Linux booted with its own boot protocol: a bzImage and its initrd")
         }
     }
 }

@@ -21,6 +21,15 @@ public struct QEMUCommand: Sendable, Equatable {
     public static let probeExitStatus: Int32 = 33
 
     public static func multiboot(manifest: Manifest, treeDirectory: String, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
+        if manifest.firstStage.role == .linux {
+            // The Linux boot protocol: QEMU loads one initrd, the first module.
+            var arguments = machine.arguments(for: manifest) + [
+                "-kernel", String(manifest.firstStage.path.dropFirst("bin/".count)),
+                "-append", String(manifest.firstStage.cmdline.dropFirst(manifest.firstStage.name.count).drop(while: { $0 == " " })),
+            ]
+            if let initrd = manifest.modules.first { arguments += ["-initrd", escapeOptionValue(String(initrd.path.dropFirst("bin/".count)))] }
+            return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: treeDirectory + "/bin")
+        }
         let initrd = manifest.modules.map { module in
             escapeOptionValue(String(module.path.dropFirst("bin/".count)) + (module.cmdline.dropFirst(module.name.count)))
         }.joined(separator: ",")

@@ -162,3 +162,39 @@ import Testing
         #expect(usage.stderr.contains("gzip, xz, zstd, lz4"))
     }
 }
+
+/// The linux profile: Debian's kernel and the RAM disk from rootfs/, booted over the network
+/// from our TFTP server through drops-run (iPXE and PXELINUX) and from its CD image.
+@Suite(.serialized) struct LinuxProfileBootTests {
+    func linuxTree(_ work: TemporaryDirectory) throws -> String {
+        let components = TemporaryDirectory("drops-linux-parts")
+        let vmlinuz = try RamDiskBootTests().kernel(into: components)
+        try FileManager.default.moveItem(atPath: vmlinuz, toPath: work.path + "/vmlinuz")
+        let ramdisk = try RamDiskBootTests().ramDisk(.gzip, into: work)
+        #expect(ramdisk.hasSuffix("/ramdisk.cpio.gz"))
+        let build = try #require(CommandLineTests.executable("drops-build"))
+        let child = try ChildProcess([build, "profile", "linux", "--search-path", work.path, "--out", work.path + "/out", "--iso"],
+                                     output: work.path + "/build.out", errors: work.path + "/build.err",
+                                     environment: ["DROPS_PROFILES_DIR": Repository.profiles])
+        #expect(child.wait() == 0, "\((try? String(contentsOfFile: work.path + "/build.err", encoding: .utf8)) ?? "")")
+        return work.path + "/out/linux"
+    }
+
+    @Test func debianKernelBootsTheRamDiskOverTheNetworkAndFromCD() throws {
+        try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
+        try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
+        let work = TemporaryDirectory("drops-linux")
+        let tree = try linuxTree(work)
+        let manifest = try TreeVerifier.loadManifest(directory: tree)
+        #expect(manifest.firstStage.inspection.hasPrefix("Linux bzImage, boot protocol 2."), "\(manifest.firstStage.inspection)")
+        for chain in ["ipxe", "pxelinux"] {
+            let run = try DropsRunTool.run([tree, "--chain", chain, "--json"])
+            #expect(run.status == 0, "\(chain): \(run.stderr.suffix(3000))")
+            #expect(run.served.contains("bin/vmlinuz") && run.served.contains("bin/ramdisk.img"), "\(chain): \(run.served)")
+            let patterns = run.summary["patterns"] as? [[String: Any]] ?? []
+            #expect(patterns.count == 2 && patterns.allSatisfy { $0["seconds"] is Double }, "\(chain): \(patterns)")
+        }
+        let cd = try DropsRunTool.run([tree, "--iso", "--json"])
+        #expect(cd.status == 0, "iso: \(cd.stderr.suffix(3000))")
+    }
+}

@@ -1,0 +1,85 @@
+import DropsImage
+import DropsModel
+import DropsTestSupport
+import Foundation
+import Testing
+
+/// The Linux boot protocol: every renderer writes kernel-and-initrd entries, and the
+/// inspector knows a bzImage by its setup header.
+@Suite struct LinuxBootTests {
+    /// A minimal bzImage setup header: boot flag, HdrS, protocol 2.15, a version string.
+    static func bzImage(version: UInt16 = 0x020F) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 0x1000)
+        bytes[0x1FE] = 0x55
+        bytes[0x1FF] = 0xAA
+        bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
+        bytes[0x206] = UInt8(version & 0xFF)
+        bytes[0x207] = UInt8(version >> 8)
+        let text = Array("6.1.0-test (builder@drops) #1 SMP".utf8) + [0]
+        bytes.replaceSubrange(0x800..<(0x800 + text.count), with: text)
+        bytes[0x20E] = 0x00   // pointer 0x600 + 0x200 = 0x800
+        bytes[0x20F] = 0x06
+        return bytes
+    }
+
+    func plan(_ work: TemporaryDirectory) throws -> BuildPlan {
+        work.write("parts/vmlinuz", Self.bzImage())
+        work.write("parts/ramdisk.cpio.gz", [0x1F, 0x8B, 0x08, 0x00])
+        return try writtenPlan("""
+            api = "linux"
+            arch = "amd64"
+            [loader]
+            name = "vmlinuz"
+            role = "linux"
+            args = "console=ttyS0 quiet"
+            [[module]]
+            name = "ramdisk.img"
+            role = "ramdisk"
+            file = "ramdisk.cpio.gz"
+            """, name: "lx", in: work, options: PlanOptions(searchPath: [work.path + "/parts"]))
+    }
+
+    @Test func everyMenuBootsKernelAndInitrd() throws {
+        let work = TemporaryDirectory("drops-linux")
+        let menu = BootMenu(plan: try plan(work))
+        #expect(menu.linux)
+        let ipxe = IPXEScript.render(menu)
+        #expect(ipxe.contains("kernel bin/vmlinuz console=ttyS0 quiet || goto failed\ninitrd bin/ramdisk.img || goto failed\nboot"))
+        let pxelinux = PXELinuxConfig.render(menu)
+        #expect(pxelinux.contains("  KERNEL bin/vmlinuz\n  INITRD bin/ramdisk.img\n  APPEND console=ttyS0 quiet\n"))
+        #expect(!pxelinux.contains("mboot.c32"))
+        let grub = Grub2Config.render(menu)
+        #expect(grub.contains("  linux /lx/bin/vmlinuz console=ttyS0 quiet\n  initrd /lx/bin/ramdisk.img\n"))
+        #expect(!grub.contains("multiboot"))
+        let legacy = GrubLegacyMenu.render(menu)
+        #expect(legacy.contains("kernel (nd)/lx/bin/vmlinuz console=ttyS0 quiet\ninitrd (nd)/lx/bin/ramdisk.img"))
+    }
+
+    @Test func bzImageIsRecognisedAndOtherFilesAreNot() throws {
+        let report = try ComponentInspector.inspect(Self.bzImage(), component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64)
+        #expect(report.summary == "Linux bzImage, boot protocol 2.15, 6.1.0-test")
+        let elf = SyntheticBinary.elf(elfClass: 2, machine: 62), old = Self.bzImage(version: 0x0104)
+        #expect(imageError { () throws(ImageError) in try ComponentInspector.inspect(elf, component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64) }?
+            .description.contains("not a Linux kernel image") == true)
+        #expect(imageError { () throws(ImageError) in try ComponentInspector.inspect(old, component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64) }?
+            .description.contains("older than 2.00") == true)
+    }
+
+    @Test func linuxProfilesTakeNoL4Servers() throws {
+        let work = TemporaryDirectory("drops-linux")
+        work.write("parts/vmlinuz", Self.bzImage())
+        work.write("parts/sigma0", SyntheticBinary.elf(elfClass: 2, machine: 62))
+        #expect(throws: (any Error).self) {
+            try writtenPlan("""
+                api = "linux"
+                arch = "amd64"
+                [loader]
+                name = "vmlinuz"
+                role = "linux"
+                [[module]]
+                name = "sigma0"
+                role = "sigma0"
+                """, name: "bad", in: work, options: PlanOptions(searchPath: [work.path + "/parts"]))
+        }
+    }
+}
