@@ -1,4 +1,5 @@
 import DropsModel
+import DropsArchive
 import Foundation
 import Logging
 
@@ -99,6 +100,8 @@ public struct ImageBuilder: Sendable {
         case let .generated(text):
             bytes = Array(text.utf8)
             source = "generated"
+        case let .ramDisk(spec):
+            (bytes, source) = try Self.buildRamDisk(spec, component: component.name, scratch: root + "/." + component.name + ".ramdisk")
         case let .missing(file):
             throw .unreadable(path: file, reason: "component '\(component.name)' was not found in the search path")
         }
@@ -111,6 +114,30 @@ public struct ImageBuilder: Sendable {
             path: component.treePath, size: bytes.count, sha256: FileDigest.sha256(bytes),
             cmdline: component.commandLine, source: source, inspection: report.summary,
             modaddr: component.modaddr)
+    }
+
+    /// Builds a `ramdisk = { … }` module with DropsArchive; returns its bytes and the words the
+    /// manifest records as its source (folders, format, BusyBox package version).
+    static func buildRamDisk(_ spec: RamDiskSpec, component: String, scratch: String) throws(ImageError) -> ([UInt8], String) {
+        var recipe = RamDiskRecipe(rootfs: spec.rootfs)
+        recipe.overlays = spec.overlays
+        recipe.devices = spec.devices
+        recipe.format = RamDiskRecipe.Format(rawValue: spec.format) ?? .cpio
+        recipe.compression = RamDiskCompression(rawValue: spec.compression) ?? .gzip
+        recipe.sizeKiB = spec.size.flatMap(RamDiskRecipe.kibibytes)
+        recipe.busybox = spec.busybox == "none" ? nil : spec.busybox
+        defer { unlink(scratch) }
+        do {
+            let result = try recipe.build(to: scratch)
+            guard let data = FileManager.default.contents(atPath: scratch) else { throw ImageError.unreadable(path: scratch, reason: "just written, now gone") }
+            return ([UInt8](data), recipe.summary + (result.busybox.map { ", busybox-static \($0)" } ?? ", no BusyBox"))
+        } catch let error as RamDiskError {
+            throw .toolFailed("RAM disk '\(component)'", error.description)
+        } catch let error as ImageError {
+            throw error
+        } catch {
+            throw .toolFailed("RAM disk '\(component)'", "\(error)")
+        }
     }
 
     /// Hash of the profile texts in include order; paths are left out so the hash does not

@@ -4,6 +4,8 @@ public enum ComponentSource: Sendable, Equatable {
     case file(String)
     /// Text generated from the profile (`content = …`), variables already expanded.
     case generated(String)
+    /// Built by drops-build from a root folder (`ramdisk = { … }`).
+    case ramDisk(RamDiskSpec)
     /// Not found; only in plans made with `PlanOptions.allowMissing` (for `show`).
     case missing(file: String)
 }

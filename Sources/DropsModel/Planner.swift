@@ -105,6 +105,8 @@ public enum Planner {
         let source: ComponentSource
         if let content = spec.content {
             source = .generated(try expand(content, scope: scope, spec: spec, field: "content"))
+        } else if let ramdisk = spec.ramdisk {
+            source = .ramDisk(ramdisk)
         } else {
             let file = try expand(spec.file ?? spec.name, scope: scope, spec: spec, field: "file")
             if let path = locate(file, in: folders) {
@@ -117,7 +119,7 @@ public enum Planner {
                 throw .missingComponent(module: spec.name, file: file, searched: folders)
             }
         }
-        let inspection = spec.inspect ?? (spec.content != nil ? .data : role.defaultInspection)
+        let inspection = spec.inspect ?? (spec.content != nil || spec.ramdisk != nil ? .data : role.defaultInspection)
         return PlannedComponent(name: spec.name, role: role, inspection: inspection, delivery: delivery,
                                 args: args, modaddr: spec.modaddr, source: source)
     }

@@ -18,6 +18,8 @@ public struct ModuleSpec: Sendable, Equatable {
     public var modaddr: String?
     /// Text written into the tree instead of a file from the search path (config files).
     public var content: String?
+    /// Built from a root folder by drops-build instead of found in the search path.
+    public var ramdisk: RamDiskSpec?
     /// Where an including profile inserts a new module.
     public var after: String?
     public var before: String?
@@ -38,6 +40,7 @@ public struct ModuleSpec: Sendable, Equatable {
         if let v = other.delivery { delivery = v }
         if let v = other.modaddr { modaddr = v }
         if let v = other.content { content = v }
+        if let v = other.ramdisk { ramdisk = v }
         location = other.location
     }
 }
@@ -105,4 +108,24 @@ public struct Profile: Sendable {
     public var modules: [ModuleSpec]
     /// The files this profile was made of, outermost first, with their text (hashed into the manifest).
     public var sources: [(path: String, text: String)]
+}
+
+/// A module made by drops-build from a root folder (`ramdisk = { … }` in a profile): what
+/// DropsArchive's RAM disk builder takes. Paths are absolute (resolved against the profile).
+public struct RamDiskSpec: Sendable, Equatable {
+    public static let formats = ["cpio", "ext2"]
+    public static let compressions = ["none", "gzip", "xz", "zstd", "lz4"]
+
+    public var rootfs: String
+    public var overlays: [String] = []
+    public var devices: String?
+    public var format = "cpio"
+    public var compression = "gzip"
+    public var size: String?
+    /// A BusyBox binary, or "none".
+    public var busybox = "/bin/busybox"
+
+    public init(rootfs: String) {
+        self.rootfs = rootfs
+    }
 }

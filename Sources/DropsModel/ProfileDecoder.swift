@@ -3,7 +3,7 @@
 public enum ProfileDecoder {
     static let topKeys = ["description", "api", "arch", "include", "search_path", "remove",
                           "milestones", "variables", "loader", "module"]
-    static let moduleKeys = ["name", "role", "file", "args", "optional", "inspect", "delivery",
+    static let moduleKeys = ["name", "role", "file", "args", "optional", "inspect", "delivery", "ramdisk",
                              "modaddr", "content", "after", "before"]
 
     /// Decodes `text` read from `path`. Relative search-path folders are made absolute
@@ -49,13 +49,13 @@ public enum ProfileDecoder {
                     file.variables[name] = Variable(value: text, origin: vAt.description)
                 }
             case "loader":
-                file.loader = try module(value, keyPath: "loader", locator: locator)
+                file.loader = try module(value, keyPath: "loader", locator: locator, directory: directory)
             case "module":
                 guard case let .array(items) = value else {
                     throw .invalidValue(at, key: key, message: "must be an array of tables ([[module]]), found \(value.typeName)")
                 }
                 for (index, item) in items.enumerated() {
-                    file.modules.append(try module(item, keyPath: "module.\(index)", locator: locator))
+                    file.modules.append(try module(item, keyPath: "module.\(index)", locator: locator, directory: directory))
                 }
             default:
                 throw .unknownKey(at, key: key, known: topKeys)
@@ -64,7 +64,7 @@ public enum ProfileDecoder {
         return file
     }
 
-    static func module(_ node: TOMLNode, keyPath: String, locator: TOMLKeyLocator) throws(ModelError) -> ModuleSpec {
+    static func module(_ node: TOMLNode, keyPath: String, locator: TOMLKeyLocator, directory: String) throws(ModelError) -> ModuleSpec {
         let at = locator.location(keyPath)
         guard case let .table(entries) = node else {
             throw .invalidValue(at, key: keyPath, message: "must be a table, found \(node.typeName)")
@@ -101,9 +101,46 @@ public enum ProfileDecoder {
             case "content": spec.content = try string(value, key: fullKey, at: kAt)
             case "after": spec.after = try string(value, key: fullKey, at: kAt)
             case "before": spec.before = try string(value, key: fullKey, at: kAt)
+            case "ramdisk": spec.ramdisk = try ramDisk(value, key: fullKey, at: kAt, directory: directory)
             default: throw .unknownKey(kAt, key: fullKey, known: moduleKeys)
             }
         }
+        return spec
+    }
+
+    /// `ramdisk = { rootfs = "../rootfs", compression = "gzip", … }`: the module is built
+    /// from a root folder instead of found in the search path.
+    static func ramDisk(_ node: TOMLNode, key: String, at: SourceLocation, directory: String) throws(ModelError) -> RamDiskSpec {
+        guard case let .table(entries) = node else {
+            throw .invalidValue(at, key: key, message: "must be a table like { rootfs = \"../rootfs\", compression = \"gzip\" }, found \(node.typeName)")
+        }
+        var spec = RamDiskSpec(rootfs: absolutePath("../rootfs", relativeTo: directory))
+        for (name, value) in entries {
+            let fullKey = "\(key).\(name)"
+            switch name {
+            case "rootfs": spec.rootfs = absolutePath(try string(value, key: fullKey, at: at), relativeTo: directory)
+            case "overlays": spec.overlays = try strings(value, key: fullKey, at: at).map { absolutePath($0, relativeTo: directory) }
+            case "devices": spec.devices = absolutePath(try string(value, key: fullKey, at: at), relativeTo: directory)
+            case "format":
+                let text = try string(value, key: fullKey, at: at)
+                guard RamDiskSpec.formats.contains(text) else { throw .invalidValue(at, key: fullKey, message: "'\(text)' is not one of: \(RamDiskSpec.formats.joined(separator: ", "))") }
+                spec.format = text
+            case "compression":
+                let text = try string(value, key: fullKey, at: at)
+                guard RamDiskSpec.compressions.contains(text) else { throw .invalidValue(at, key: fullKey, message: "'\(text)' is not one of: \(RamDiskSpec.compressions.joined(separator: ", "))") }
+                spec.compression = text
+            case "size":
+                let text = try string(value, key: fullKey, at: at)
+                guard text.range(of: "^[0-9]+[KMGkmg]?$", options: .regularExpression) != nil else {
+                    throw .invalidValue(at, key: fullKey, message: "'\(text)' is not a size like \"16M\" or \"4096K\"")
+                }
+                spec.size = text
+            case "busybox": spec.busybox = try string(value, key: fullKey, at: at)
+            default:
+                throw .invalidValue(at, key: fullKey, message: "is not understood; a ramdisk takes rootfs, overlays, devices, format, compression, size and busybox")
+            }
+        }
+        if spec.size != nil && spec.format != "ext2" { throw .invalidValue(at, key: key, message: "size is for format = \"ext2\"") }
         return spec
     }
 

@@ -57,18 +57,11 @@ struct BuildRamDisk: ParsableCommand {
 
     func validate() throws {
         guard ["cpio", "ext2"].contains(format) else { throw ValidationError("--format \(format) is not cpio or ext2") }
-        if let size, Self.kibibytes(size) == nil { throw ValidationError("--size \(size) is not a size like 16M or 4096K") }
+        if let size, RamDiskRecipe.kibibytes(size) == nil { throw ValidationError("--size \(size) is not a size like 16M or 4096K") }
         if size != nil && format != "ext2" { throw ValidationError("--size is for --format ext2") }
         guard RamDiskCompression(rawValue: compression) != nil else {
             throw ValidationError("--compression \(compression) is not one of \(RamDiskCompression.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-    }
-
-    /// `16M`, `4096K`, `1G` or plain KiB.
-    static func kibibytes(_ text: String) -> Int? {
-        let units: [Character: Int] = ["K": 1, "M": 1024, "G": 1024 * 1024]
-        if let last = text.uppercased().last, let unit = units[last] { return Int(text.dropLast()).map { $0 * unit }.flatMap { $0 > 0 ? $0 : nil } }
-        return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
     struct Summary: Encodable {
@@ -83,43 +76,27 @@ struct BuildRamDisk: ParsableCommand {
 
     func run() throws {
         CommandMain.bootstrapLogging(options.logLevel)
-        let compression = RamDiskCompression(rawValue: compression)!
-        let ext2 = format == "ext2"
-        let target = output ?? (ext2 ? "out/ramdisk.ext2" : "out/ramdisk.cpio\(compression.suffix)")
-        let tablePath = devices ?? (FileManager.default.fileExists(atPath: rootfs + "/devices.txt") ? rootfs + "/devices.txt" : nil)
+        var recipe = RamDiskRecipe(rootfs: rootfs)
+        recipe.overlays = overlay
+        recipe.devices = devices
+        recipe.format = RamDiskRecipe.Format(rawValue: format)!
+        recipe.compression = RamDiskCompression(rawValue: compression)!
+        recipe.sizeKiB = size.flatMap(RamDiskRecipe.kibibytes)
+        recipe.busybox = busybox == "none" ? nil : busybox
+        let target = output ?? (recipe.format == .ext2 ? "out/ramdisk.ext2" : "out/ramdisk.cpio\(recipe.compression.suffix)")
         let start = Date()
-        var tree: RootTree
-        var box: Busybox?
         do {
-            var table: [DeviceEntry] = []
-            if let tablePath {
-                guard let text = try? String(contentsOfFile: tablePath, encoding: .utf8) else {
-                    throw CommandFailure("cannot read the device table \(tablePath)")
-                }
-                table = try DeviceTable.parse(text, name: tablePath)
-            }
-            tree = try RootTree(folders: [rootfs] + overlay, devices: table, excluding: Set(tablePath.map { [$0] } ?? []))
-            if busybox != "none" {
-                box = try Busybox.installed(path: busybox)
-                try box!.install(into: &tree)
-            }
-            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
-            let size: Int
-            if ext2 {
-                let kib = self.size.flatMap(Self.kibibytes) ?? max(1024, Ext2Writer.contentKiB(tree) * 5 / 4 + 512)
-                size = try Ext2Writer(sizeKiB: kib).write(tree, to: target)
-            } else {
-                size = try RamDiskWriter(compression: compression).write(tree, to: target)
-            }
+            let folder = (target as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true)
+            let result = try recipe.build(to: target)
             let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: target), options: .alwaysMapped))
-            let summary = Summary(path: target, size: size, sha256: digest.map { String(format: "%02x", $0) }.joined(),
-                                  entries: tree.entries.count, compression: ext2 ? "ext2" : compression.rawValue,
-                                  busybox: box.map { "\($0.version) (\($0.applets.count) applets)" }, seconds: Date().timeIntervalSince(start))
+            let summary = Summary(path: target, size: result.size, sha256: digest.map { String(format: "%02x", $0) }.joined(),
+                                  entries: result.entries, compression: recipe.format == .ext2 ? "ext2" : recipe.compression.rawValue,
+                                  busybox: result.busybox, seconds: Date().timeIntervalSince(start))
             if options.json {
                 try CommandMain.printJSON(summary)
-            } else {
-                print("wrote \(target): \(size) bytes, \(summary.entries) entries, \(summary.compression), sha256 \(summary.sha256.prefix(16))"
+            } else if !options.quiet {
+                print("wrote \(target): \(result.size) bytes, \(summary.entries) entries, \(summary.compression), sha256 \(summary.sha256.prefix(16))"
                       + (summary.busybox.map { ", busybox \($0)" } ?? ""))
             }
         } catch let error as RamDiskError {

@@ -179,6 +179,7 @@ struct ShowProfile: ParsableCommand {
             switch component.source {
             case let .file(path): source = path
             case .generated: source = "(generated from the profile)"
+            case let .ramDisk(spec): source = "(built from \(spec.rootfs), \(spec.format))"
             case let .missing(file): source = "NOT FOUND: no '\(file)' in the search path"
             }
             let slot = component == plan.firstStage ? "first stage" : component.delivery == .boot ? "boot module" : "run time"
@@ -220,6 +221,7 @@ struct PlanSummary: Encodable {
             switch c.source {
             case let .file(path): source = path
             case .generated: source = "generated"
+            case .ramDisk: source = "ramdisk"
             case .missing: source = "missing"
             }
             return Component(name: c.name, role: c.role.rawValue, delivery: c.delivery.rawValue, source: source, cmdline: c.commandLine)

@@ -5,7 +5,7 @@ import Testing
 @testable import DropsModel
 
 @Suite struct ProfileDecodingTests {
-    @Test(arguments: ["v2", "x0", "x2", "l4env", "l4re", "selftest"])
+    @Test(arguments: ["v2", "x0", "x2", "l4env", "l4re", "selftest", "linux"])
     func everyShippedProfileLoads(name: String) throws {
         let profile = try ProfileLoader(directory: Repository.profiles).load(name)
         #expect(profile.name == name)
@@ -130,7 +130,7 @@ import Testing
         } throws: { error in
             guard case let .unknownProfile(name, _, known) = error as? ModelError else { return false }
             return name == "nosuch" && known.contains("l4env") && known.contains("selftest")
-                && "\(error)".contains("known profiles: l4env, l4re, selftest, v2, x0, x2")
+                && "\(error)".contains("known profiles: l4env, l4re, linux, selftest, v2, x0, x2")
         }
     }
 }

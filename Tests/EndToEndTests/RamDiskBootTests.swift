@@ -170,8 +170,6 @@ import Testing
         let components = TemporaryDirectory("drops-linux-parts")
         let vmlinuz = try RamDiskBootTests().kernel(into: components)
         try FileManager.default.moveItem(atPath: vmlinuz, toPath: work.path + "/vmlinuz")
-        let ramdisk = try RamDiskBootTests().ramDisk(.gzip, into: work)
-        #expect(ramdisk.hasSuffix("/ramdisk.cpio.gz"))
         let build = try #require(CommandLineTests.executable("drops-build"))
         let child = try ChildProcess([build, "profile", "linux", "--search-path", work.path, "--out", work.path + "/out", "--iso"],
                                      output: work.path + "/build.out", errors: work.path + "/build.err",
@@ -196,5 +194,68 @@ import Testing
         }
         let cd = try DropsRunTool.run([tree, "--iso", "--json"])
         #expect(cd.status == 0, "iso: \(cd.stderr.suffix(3000))")
+    }
+}
+
+/// A profile's `ramdisk = { … }` module is built by drops-build from rootfs/, recorded in the
+/// manifest with the BusyBox version, and refused with file:line when it is wrong.
+@Suite struct ProfileRamDiskTests {
+    func profile(_ work: TemporaryDirectory, ramdisk: String) -> ProfileLoader {
+        work.write("parts/vmlinuz", LinuxBootTestsData.bzImage)
+        work.write("root/init", text: "#!/bin/sh\n")
+        work.write("root/devices.txt", text: "/dev/console c 600 0 0 5 1\n")
+        work.write("profiles/p.toml", text: """
+            api = "linux"
+            arch = "amd64"
+            search_path = ["../parts"]
+            [loader]
+            name = "vmlinuz"
+            role = "linux"
+            [[module]]
+            name = "ramdisk.img"
+            role = "ramdisk"
+            ramdisk = \(ramdisk)
+            """)
+        return ProfileLoader(directory: work.path + "/profiles")
+    }
+
+    @Test func builtFromRootfsAndRecorded() throws {
+        let work = TemporaryDirectory("drops-prd")
+        let loaded = try profile(work, ramdisk: #"{ rootfs = "../root", compression = "zstd", busybox = "none" }"#).load("p")
+        let result = try ImageBuilder().build(try Planner.plan(loaded, options: PlanOptions()), outputRoot: work.path + "/out")
+        let module = try #require(result.manifest.modules.first)
+        #expect(module.source == "RAM disk (cpio, zstd) from \(work.path)/root, no BusyBox")
+        let items = try ArchiveListing.read(result.directory + "/bin/ramdisk.img")
+        #expect(items.map(\.path) == ["dev", "dev/console", "init"])
+        #expect(!FileManager.default.fileExists(atPath: result.directory + "/.ramdisk.img.ramdisk"))
+    }
+
+    @Test func wrongSettingsNameTheKey() throws {
+        let work = TemporaryDirectory("drops-prd")
+        for (text, words) in [(#"{ format = "squashfs" }"#, "'squashfs' is not one of: cpio, ext2"),
+                              (#"{ size = "16M" }"#, "size is for format = \"ext2\""),
+                              (#"{ colour = "blue" }"#, "'module.0.ramdisk.colour': is not understood"),
+                              (#"{ format = "ext2", size = "lots" }"#, "'lots' is not a size")] {
+            do {
+                _ = try profile(work, ramdisk: text).load("p")
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect("\(error)".contains("p.toml:"), "\(error)")
+                #expect("\(error)".contains(words), "\(error)")
+            }
+        }
+    }
+}
+
+/// A bzImage header that passes inspection (see LinuxBootTests in DropsImageTests).
+enum LinuxBootTestsData {
+    static var bzImage: [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 0x1000)
+        bytes[0x1FE] = 0x55
+        bytes[0x1FF] = 0xAA
+        bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
+        bytes[0x206] = 0x0F
+        bytes[0x207] = 0x02
+        return bytes
     }
 }
