@@ -25,7 +25,7 @@ DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: kernel all deps build probe test demo bench install uninstall clean
+.PHONY: kernel busybox-i386 all deps build probe test demo bench install uninstall clean
 
 all: build
 
@@ -57,7 +57,23 @@ kernel:
 	bsdtar -xOf $(KERNEL_DIR)/$${pkg}_*.deb 'data.tar.*' | bsdtar -xOf - './boot/vmlinuz-*' > $(KERNEL_DIR)/vmlinuz.new && \
 	mv $(KERNEL_DIR)/vmlinuz.new $(KERNEL_DIR)/vmlinuz && echo "make kernel: $(KERNEL_DIR)/vmlinuz from $$pkg"
 
-test: deps build kernel
+# BusyBox for ia32 RAM disks (L4Linux on ia32 runs i386 binaries): Debian's busybox-static
+# of architecture i386 (multiarch), fetched with apt-get download, unpacked with bsdtar.
+BUSYBOX_I386 := build/busybox-i386
+busybox-i386:
+	@mkdir -p $(BUSYBOX_I386); \
+	if [ -x $(BUSYBOX_I386)/busybox ] && [ -s $(BUSYBOX_I386)/busybox.version ]; then echo "make busybox-i386: present"; exit 0; fi; \
+	dpkg --print-foreign-architectures | grep -qx i386 || { $(SUDO) dpkg --add-architecture i386; $(SUDO) apt-get update -q || true; }; \
+	rm -f $(BUSYBOX_I386)/*.deb; \
+	(cd $(BUSYBOX_I386) && apt-get download -q busybox-static:i386) || \
+	  { $(SUDO) apt-get update -q || true; (cd $(BUSYBOX_I386) && apt-get download -q busybox-static:i386); } || exit 1; \
+	deb=$$(ls $(BUSYBOX_I386)/*.deb) && \
+	bsdtar -xOf $$deb 'data.tar.*' | bsdtar -xOf - ./bin/busybox > $(BUSYBOX_I386)/busybox.new && \
+	chmod 755 $(BUSYBOX_I386)/busybox.new && mv $(BUSYBOX_I386)/busybox.new $(BUSYBOX_I386)/busybox && \
+	echo "$$(dpkg-deb -f $$deb Version) i386" > $(BUSYBOX_I386)/busybox.version && \
+	echo "make busybox-i386: $(BUSYBOX_I386)/busybox $$(cat $(BUSYBOX_I386)/busybox.version)"
+
+test: deps build kernel busybox-i386
 	$(MAKE) -C Sources/ProbeKernel OUT=$(PROBE_OUT) check
 	$(SWIFT) test -c $(CONFIG)
 

@@ -19,7 +19,10 @@ public struct Busybox: Sendable, Equatable {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw .unreadable(path: path, reason: "not installed; install Debian's \(package) package (make deps does it)")
         }
-        let version = (try? run(["/usr/bin/dpkg-query", "-W", "-f", "${Version} ${Architecture}", package]))?
+        // A binary unpacked from a package of another architecture (make busybox-i386) has its
+        // version beside it; the installed one is asked of dpkg.
+        let recorded = try? String(contentsOfFile: path + ".version", encoding: .utf8)
+        let version = (recorded ?? (try? run(["/usr/bin/dpkg-query", "-W", "-f", "${Version} ${Architecture}", package])))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown (not from a Debian package)"
         let listing: String
         do { listing = try run([path, "--list-full"]) } catch {

@@ -101,7 +101,7 @@ public struct ImageBuilder: Sendable {
             bytes = Array(text.utf8)
             source = "generated"
         case let .ramDisk(spec):
-            (bytes, source) = try Self.buildRamDisk(spec, component: component.name, scratch: root + "/." + component.name + ".ramdisk")
+            (bytes, source) = try Self.buildRamDisk(spec, arch: arch, component: component.name, scratch: root + "/." + component.name + ".ramdisk")
         case let .missing(file):
             throw .unreadable(path: file, reason: "component '\(component.name)' was not found in the search path")
         }
@@ -116,16 +116,31 @@ public struct ImageBuilder: Sendable {
             modaddr: component.modaddr)
     }
 
+    /// The BusyBox of the profile's architecture: ia32 L4Linux runs i386 programs.
+    static func busybox(for arch: Architecture, rootfs: String) throws(ImageError) -> String {
+        guard arch == .ia32 else { return Busybox.defaultPath }
+        let path = ProcessInfo.processInfo.environment["DROPS_BUSYBOX_I386"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? parentDirectory(of: rootfs) + "/build/busybox-i386/busybox"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw .toolFailed("RAM disk", "an ia32 profile needs i386 BusyBox and \(path) is missing; run make busybox-i386 (Debian's busybox-static:i386), set $DROPS_BUSYBOX_I386, or give busybox = PATH")
+        }
+        return path
+    }
+
     /// Builds a `ramdisk = { … }` module with DropsArchive; returns its bytes and the words the
     /// manifest records as its source (folders, format, BusyBox package version).
-    static func buildRamDisk(_ spec: RamDiskSpec, component: String, scratch: String) throws(ImageError) -> ([UInt8], String) {
+    static func buildRamDisk(_ spec: RamDiskSpec, arch: Architecture, component: String, scratch: String) throws(ImageError) -> ([UInt8], String) {
         var recipe = RamDiskRecipe(rootfs: spec.rootfs)
         recipe.overlays = spec.overlays
         recipe.devices = spec.devices
         recipe.format = RamDiskRecipe.Format(rawValue: spec.format) ?? .cpio
         recipe.compression = RamDiskCompression(rawValue: spec.compression) ?? .gzip
         recipe.sizeKiB = spec.size.flatMap(RamDiskRecipe.kibibytes)
-        recipe.busybox = spec.busybox == "none" ? nil : spec.busybox
+        switch spec.busybox {
+        case "none": recipe.busybox = nil
+        case "auto": recipe.busybox = try Self.busybox(for: arch, rootfs: spec.rootfs)
+        default: recipe.busybox = spec.busybox
+        }
         defer { unlink(scratch) }
         do {
             let result = try recipe.build(to: scratch)

@@ -122,8 +122,10 @@ public struct RamDiskSpec: Sendable, Equatable {
     public var format = "cpio"
     public var compression = "gzip"
     public var size: String?
-    /// A BusyBox binary, or "none".
-    public var busybox = "/bin/busybox"
+    /// A BusyBox binary, "none", or "auto": the busybox-static of the profile's architecture
+    /// (/bin/busybox for amd64; for ia32 the i386 one `make busybox-i386` unpacks to
+    /// build/busybox-i386/ beside the rootfs folder, or $DROPS_BUSYBOX_I386).
+    public var busybox = "auto"
 
     public init(rootfs: String) {
         self.rootfs = rootfs

@@ -29,6 +29,32 @@ import Testing
         return output
     }
 
+    /// ia32 profiles need i386 binaries: BusyBox from the i386 package (make busybox-i386),
+    /// recorded with its version, runs as /init's shell (Debian's kernel runs i386 programs).
+    @Test func i386BusyboxForIa32Profiles() throws {
+        let busybox = Repository.root + "/build/busybox-i386/busybox"
+        try #require(FileManager.default.isExecutableFile(atPath: busybox), "run `make busybox-i386`")
+        let work = TemporaryDirectory("drops-rdboot")
+        let vmlinuz = try kernel(into: work)
+        let tool = try #require(CommandLineTests.executable("drops-build"))
+        let initrd = work.path + "/ramdisk.cpio.gz"
+        let child = try ChildProcess([tool, "ramdisk", "--rootfs", Repository.root + "/rootfs", "--busybox", busybox, "-o", initrd, "--json"],
+                                     output: work.path + "/build.json", errors: work.path + "/build.err")
+        #expect(child.wait() == 0, "\((try? String(contentsOfFile: work.path + "/build.err", encoding: .utf8)) ?? "")")
+        let summary = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work.path + "/build.json")))) as? [String: Any]
+        #expect((summary?["busybox"] as? String)?.contains(" i386 (") == true, "\(String(describing: summary))")
+        let binary = try #require(try ArchiveListing.read(initrd).first { $0.path == "bin/busybox" })
+        #expect(binary.data[4] == 1 && binary.data[18] == 3, "bin/busybox is not an ELF32 i386 program")
+        let command = QEMUCommand(executable: "qemu-system-x86_64", arguments: [
+            "-accel", "tcg", "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-m", "256",
+            "-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet",
+        ], workingDirectory: work.path)
+        let watcher = try SerialWatcher(patterns: [ExpectedPattern("DROPS-ROOTFS init reached", budget: 120),
+                                                   ExpectedPattern("DROPS-ROOTFS shell on the console", budget: 30)])
+        let outcome = try QEMURunner().run(command, timeout: 180, watcher: watcher)
+        #expect(outcome.ending == .finished, "\(outcome.ending)\n\(outcome.transcript.suffix(3000))")
+    }
+
     @Test(arguments: [RamDiskCompression.gzip, .xz, .zstd, .lz4, .none])
     func debianKernelReachesInitAndTheShell(_ compression: RamDiskCompression) throws {
         try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
@@ -257,5 +283,35 @@ enum LinuxBootTestsData {
         bytes[0x206] = 0x0F
         bytes[0x207] = 0x02
         return bytes
+    }
+}
+
+/// `busybox = "auto"` (the default) takes the BusyBox of the profile's architecture.
+@Suite struct BusyboxArchitectureTests {
+    @Test func ia32ProfilesGetI386Busybox() throws {
+        let i386 = Repository.root + "/build/busybox-i386/busybox"
+        try #require(FileManager.default.isExecutableFile(atPath: i386), "run `make busybox-i386`")
+        try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
+        for (arch, machine) in [("ia32", UInt8(3)), ("amd64", UInt8(62))] {
+            let work = TemporaryDirectory("drops-bbarch")
+            work.write("parts/first", SyntheticBinary.multibootELF())
+            work.write("profiles/p.toml", text: """
+                api = "multiboot"
+                arch = "\(arch)"
+                search_path = ["../parts"]
+                [loader]
+                name = "first"
+                role = "multiboot"
+                [[module]]
+                name = "ramdisk.img"
+                role = "ramdisk"
+                ramdisk = { rootfs = "\(Repository.root)/rootfs" }
+                """)
+            let plan = try Planner.plan(try ProfileLoader(directory: work.path + "/profiles").load("p"), options: PlanOptions())
+            let result = try ImageBuilder().build(plan, outputRoot: work.path + "/out")
+            let binary = try #require(try ArchiveListing.read(result.directory + "/bin/ramdisk.img").first { $0.path == "bin/busybox" })
+            #expect(binary.data[18] == machine, "\(arch): e_machine \(binary.data[18])")
+            #expect(result.manifest.modules[0].source.contains(arch == "ia32" ? " i386 (" : " amd64 ("), "\(result.manifest.modules[0].source)")
+        }
     }
 }
