@@ -44,8 +44,7 @@ public struct Ext2Writer: Sendable {
     @discardableResult
     public func write(_ tree: RootTree, to path: String) throws(RamDiskError) -> Int {
         if let reason = Self.unavailableReason() { throw .archive(reason) }
-        let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let partial = folder + "/.\((path as NSString).lastPathComponent).partial-\(getpid())"
+        let partial = AtomicOutput.partialPath(path)
         let staging = partial + ".d"
         defer {
             try? FileManager.default.removeItem(atPath: staging)

@@ -46,19 +46,7 @@ public struct Iso9660Writer: Sendable {
 
     @discardableResult
     public func write(_ files: [File], to path: String) throws(RamDiskError) -> Int {
-        let folder = (path as NSString).deletingLastPathComponent
-        let partial = (folder.isEmpty ? "." : folder) + "/.\((path as NSString).lastPathComponent).partial-\(getpid())"
-        do { try writeImage(files, to: partial) } catch {
-            unlink(partial)
-            throw error
-        }
-        guard rename(partial, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(partial)
-            throw .writeFailed(path: path, reason: reason)
-        }
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+        try AtomicOutput.write(path) { (partial: String) throws(RamDiskError) in try writeImage(files, to: partial) }
     }
 
     private func writeImage(_ files: [File], to path: String) throws(RamDiskError) {

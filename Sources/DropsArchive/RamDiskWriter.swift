@@ -63,21 +63,7 @@ public struct RamDiskWriter: Sendable {
     /// Writes the archive to `path`; returns its size in bytes.
     @discardableResult
     public func write(_ tree: RootTree, to path: String) throws(RamDiskError) -> Int {
-        let folder = (path as NSString).deletingLastPathComponent
-        let partial = (folder.isEmpty ? "." : folder) + "/.\((path as NSString).lastPathComponent).partial-\(getpid())"
-        do {
-            try writeArchive(tree, to: partial)
-        } catch {
-            unlink(partial)
-            throw error
-        }
-        guard rename(partial, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(partial)
-            throw .writeFailed(path: path, reason: reason)
-        }
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+        try AtomicOutput.write(path) { (partial: String) throws(RamDiskError) in try writeArchive(tree, to: partial) }
     }
 
     private func writeArchive(_ tree: RootTree, to path: String) throws(RamDiskError) {
