@@ -89,8 +89,9 @@ struct DropsRun: ParsableCommand {
 
             EXIT STATUS
               0  every pattern seen (and, for a probe image, every module verified)
-              1  the boot does not match the manifest: a module differs or is missing
-              2  usage error, or the tree or profile cannot be used
+              1  the boot does not match the manifest (a module differs or is missing), \
+            or the tree cannot be booted (no manifest, no CD image, a failed --build)
+              2  usage error
               3  timeout: a pattern did not come within its budget or --timeout
               4  QEMU ended (or failed) before the check was complete
               5  the guest rebooted: it reset, or its first milestone came a second time
@@ -300,7 +301,7 @@ struct DropsRun: ParsableCommand {
         do { try process.run() } catch { throw CommandFailure("cannot start \(executable): \(error.localizedDescription)") }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw CommandFailure("building \(image) failed (drops-build exit status \(process.terminationStatus))", exitCode: 2)
+            throw CommandFailure("building \(image) failed (drops-build exit status \(process.terminationStatus)); nothing was booted")
         }
     }
 }
