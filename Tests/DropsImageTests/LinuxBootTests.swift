@@ -7,23 +7,8 @@ import Testing
 /// The Linux boot protocol: every renderer writes kernel-and-initrd entries, and the
 /// inspector knows a bzImage by its setup header.
 @Suite struct LinuxBootTests {
-    /// A minimal bzImage setup header: boot flag, HdrS, protocol 2.15, a version string.
-    static func bzImage(version: UInt16 = 0x020F) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 0x1000)
-        bytes[0x1FE] = 0x55
-        bytes[0x1FF] = 0xAA
-        bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
-        bytes[0x206] = UInt8(version & 0xFF)
-        bytes[0x207] = UInt8(version >> 8)
-        let text = Array("6.1.0-test (builder@drops) #1 SMP".utf8) + [0]
-        bytes.replaceSubrange(0x800..<(0x800 + text.count), with: text)
-        bytes[0x20E] = 0x00   // pointer 0x600 + 0x200 = 0x800
-        bytes[0x20F] = 0x06
-        return bytes
-    }
-
     func plan(_ work: TemporaryDirectory) throws -> BuildPlan {
-        work.write("parts/vmlinuz", Self.bzImage())
+        work.write("parts/vmlinuz", SyntheticBinary.bzImage())
         work.write("parts/ramdisk.cpio.gz", [0x1F, 0x8B, 0x08, 0x00])
         return try writtenPlan("""
             api = "linux"
@@ -56,9 +41,9 @@ import Testing
     }
 
     @Test func bzImageIsRecognisedAndOtherFilesAreNot() throws {
-        let report = try ComponentInspector.inspect(Self.bzImage(), component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64)
+        let report = try ComponentInspector.inspect(SyntheticBinary.bzImage(), component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64)
         #expect(report.summary == "Linux bzImage, boot protocol 2.15, 6.1.0-test")
-        let elf = SyntheticBinary.elf(elfClass: 2, machine: 62), old = Self.bzImage(version: 0x0104)
+        let elf = SyntheticBinary.elf(elfClass: 2, machine: 62), old = SyntheticBinary.bzImage(version: 0x0104)
         #expect(imageError { () throws(ImageError) in try ComponentInspector.inspect(elf, component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64) }?
             .description.contains("not a Linux kernel image") == true)
         #expect(imageError { () throws(ImageError) in try ComponentInspector.inspect(old, component: "vmlinuz", path: "/x", inspection: .bzimage, arch: .amd64) }?
@@ -67,7 +52,7 @@ import Testing
 
     @Test func linuxProfilesTakeNoL4Servers() throws {
         let work = TemporaryDirectory("drops-linux")
-        work.write("parts/vmlinuz", Self.bzImage())
+        work.write("parts/vmlinuz", SyntheticBinary.bzImage())
         work.write("parts/sigma0", SyntheticBinary.elf(elfClass: 2, machine: 62))
         #expect(throws: (any Error).self) {
             try writtenPlan("""

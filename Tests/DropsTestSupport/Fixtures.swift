@@ -93,6 +93,24 @@ public enum SyntheticBinary {
 }
 
 /// A fresh folder under the system's temporary folder, removed when the value is released.
+extension SyntheticBinary {
+    /// A minimal Linux bzImage setup header: boot flag, `HdrS`, the boot protocol version
+    /// and a kernel version string the header points to.
+    public static func bzImage(version: UInt16 = 0x020F) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 0x1000)
+        bytes[0x1FE] = 0x55
+        bytes[0x1FF] = 0xAA
+        bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
+        bytes[0x206] = UInt8(version & 0xFF)
+        bytes[0x207] = UInt8(version >> 8)
+        let text = Array("6.1.0-test (builder@drops) #1 SMP".utf8) + [0]
+        bytes.replaceSubrange(0x800..<(0x800 + text.count), with: text)
+        bytes[0x20E] = 0x00   // the version string at 0x600 + 0x200
+        bytes[0x20F] = 0x06
+        return bytes
+    }
+}
+
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 

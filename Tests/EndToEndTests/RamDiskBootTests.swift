@@ -227,7 +227,7 @@ import Testing
 /// manifest with the BusyBox version, and refused with file:line when it is wrong.
 @Suite struct ProfileRamDiskTests {
     func profile(_ work: TemporaryDirectory, ramdisk: String) -> ProfileLoader {
-        work.write("parts/vmlinuz", LinuxBootTestsData.bzImage)
+        work.write("parts/vmlinuz", SyntheticBinary.bzImage())
         work.write("root/init", text: "#!/bin/sh\n")
         work.write("root/devices.txt", text: "/dev/console c 600 0 0 5 1\n")
         work.write("profiles/p.toml", text: """
@@ -269,49 +269,6 @@ import Testing
                 #expect("\(error)".contains("p.toml:"), "\(error)")
                 #expect("\(error)".contains(words), "\(error)")
             }
-        }
-    }
-}
-
-/// A bzImage header that passes inspection (see LinuxBootTests in DropsImageTests).
-enum LinuxBootTestsData {
-    static var bzImage: [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 0x1000)
-        bytes[0x1FE] = 0x55
-        bytes[0x1FF] = 0xAA
-        bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
-        bytes[0x206] = 0x0F
-        bytes[0x207] = 0x02
-        return bytes
-    }
-}
-
-/// `busybox = "auto"` (the default) takes the BusyBox of the profile's architecture.
-@Suite struct BusyboxArchitectureTests {
-    @Test func ia32ProfilesGetI386Busybox() throws {
-        let i386 = Repository.root + "/build/busybox-i386/busybox"
-        try #require(FileManager.default.isExecutableFile(atPath: i386), "run `make busybox-i386`")
-        try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
-        for (arch, machine) in [("ia32", UInt8(3)), ("amd64", UInt8(62))] {
-            let work = TemporaryDirectory("drops-bbarch")
-            work.write("parts/first", SyntheticBinary.multibootELF())
-            work.write("profiles/p.toml", text: """
-                api = "multiboot"
-                arch = "\(arch)"
-                search_path = ["../parts"]
-                [loader]
-                name = "first"
-                role = "multiboot"
-                [[module]]
-                name = "ramdisk.img"
-                role = "ramdisk"
-                ramdisk = { rootfs = "\(Repository.root)/rootfs" }
-                """)
-            let plan = try Planner.plan(try ProfileLoader(directory: work.path + "/profiles").load("p"), options: PlanOptions())
-            let result = try ImageBuilder().build(plan, outputRoot: work.path + "/out")
-            let binary = try #require(try ArchiveListing.read(result.directory + "/bin/ramdisk.img").first { $0.path == "bin/busybox" })
-            #expect(binary.data[18] == machine, "\(arch): e_machine \(binary.data[18])")
-            #expect(result.manifest.modules[0].source.contains(arch == "ia32" ? " i386 (" : " amd64 ("), "\(result.manifest.modules[0].source)")
         }
     }
 }
