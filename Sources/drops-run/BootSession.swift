@@ -166,9 +166,9 @@ final class BootSession: Sendable {
             }
         }
         if useKVM {
-            // The first attempt's console is held back until it is clear it counts.
-            let held = NIOLockedValueBox<[String]>([])
-            let outcome = try attempt(kvm: true, watcher: watcher, timeout: timeout) { line in held.withLockedValue { $0.append(line) } }
+            // The console streams as usual: a retry only follows a run in which the guest
+            // wrote nothing, so nothing shown is ever taken back.
+            let outcome = try attempt(kvm: true, watcher: watcher, timeout: timeout, onLine: onLine)
             if mode == .auto, let reason = KVMSupport.retryReason(outcome) {
                 KVMSupport.rememberFailure(key: key, reason: reason)
                 progress.say("\(reason); trying again under TCG (remembered in \(KVMSupport.memoryFile()))")
@@ -177,7 +177,6 @@ final class BootSession: Sendable {
                 do { fresh = try SerialWatcher(patterns: watcher.patterns) } catch { throw CommandFailure("\(error)") }
                 return try attempt(kvm: false, watcher: fresh, timeout: timeout, onLine: onLine)
             }
-            for line in held.withLockedValue({ $0 }) { onLine(line) }
             return outcome
         }
         return try attempt(kvm: false, watcher: watcher, timeout: timeout, onLine: onLine)

@@ -81,7 +81,9 @@ struct DropsRun: ParsableCommand {
             TAP (one test per pattern and per probe module) on standard output.
 
             KVM
-            --kvm auto (default, or $DROPS_KVM) uses KVM when /dev/kvm opens; when QEMU fails \
+            QEMU runs under TCG unless --kvm (or $DROPS_KVM) says otherwise: where QEMU \
+            itself runs in a virtual machine, KVM can be slower than TCG or reset the guest. \
+            --kvm on insists on KVM. --kvm auto uses KVM when /dev/kvm opens; when QEMU fails \
             under KVM or the guest resets before writing anything, the run is repeated under \
             TCG and the failure is remembered ($XDG_CACHE_HOME/drops/kvm-failures) for this \
             QEMU, kernel and chain, so later runs go to TCG directly. A guest that wrote to its \
@@ -130,7 +132,7 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds the whole boot may take (default: 300 when patterns are expected, else no limit).", valueName: "seconds"))
     var timeout: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Use KVM: auto, on or off.", valueName: "mode"))
+    @Option(name: .long, help: ArgumentHelp("Use KVM: off (default), auto or on.", valueName: "mode"))
     var kvm: KVMMode?
 
     @Option(name: .long, help: ArgumentHelp("Guest memory in MiB (default: twice the modules' size plus 64, at least 128).", valueName: "MiB"))
@@ -184,7 +186,7 @@ struct DropsRun: ParsableCommand {
     }
 
     var kvmMode: KVMMode {
-        kvm ?? ProcessInfo.processInfo.environment["DROPS_KVM"].flatMap { KVMMode(rawValue: $0) } ?? .auto
+        kvm ?? ProcessInfo.processInfo.environment["DROPS_KVM"].flatMap { KVMMode(rawValue: $0) } ?? .off
     }
 
     func run() throws {

@@ -185,8 +185,9 @@ enum DropsRunTool {
         let out = TemporaryDirectory("drops-net")
         let result = try selftest(out)
         let cache = TemporaryDirectory("drops-cache")
-        let environment = ["XDG_CACHE_HOME": cache.path, "DROPS_KVM": ""]
-        let first = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--kvm", "auto", "--json"], environment: environment)
+        // $DROPS_KVM says auto for both runs (the flag would do the same).
+        let environment = ["XDG_CACHE_HOME": cache.path, "DROPS_KVM": "auto"]
+        let first = try DropsRunTool.run([result.directory, "--chain", "pxelinux", "--json"], environment: environment)
         #expect(first.status == 0, "\(first.stderr.suffix(3000))")
         #expect(first.verifiedModules == result.manifest.modules.count)
         guard first.stderr.contains("trying again under TCG") else { return }
@@ -248,6 +249,16 @@ enum DropsRunTool {
                                         "--expect", "DROPS-PROBE module [0-9]+", "--expect", "never"])
         #expect(run.status == 5, "\(run.stderr)")
         #expect(run.stderr.contains("the guest rebooted"))
+    }
+
+    @Test func tcgIsTheDefault() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--dry-run"], environment: ["DROPS_KVM": ""])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains(" -accel tcg "), "\(run.stdout)")
+        let kvm = try DropsRunTool.run([result.directory, "--chain", "qemu", "--dry-run", "--kvm", "on"], environment: ["DROPS_KVM": ""])
+        #expect(kvm.stdout.contains(" -accel kvm "), "\(kvm.stdout)")
     }
 
     @Test func badRegularExpressionIsAUsageError() throws {
