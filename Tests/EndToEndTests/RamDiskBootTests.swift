@@ -272,3 +272,33 @@ import Testing
         }
     }
 }
+
+/// `busybox = "auto"` (the default) takes the BusyBox of the profile's architecture.
+@Suite struct BusyboxArchitectureTests {
+    @Test func ia32ProfilesGetI386Busybox() throws {
+        let i386 = Repository.root + "/build/busybox-i386/busybox"
+        try #require(FileManager.default.isExecutableFile(atPath: i386), "run `make busybox-i386`")
+        try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
+        for (arch, machine) in [("ia32", UInt8(3)), ("amd64", UInt8(62))] {
+            let work = TemporaryDirectory("drops-bbarch")
+            work.write("parts/first", SyntheticBinary.multibootELF())
+            work.write("profiles/p.toml", text: """
+                api = "multiboot"
+                arch = "\(arch)"
+                search_path = ["../parts"]
+                [loader]
+                name = "first"
+                role = "multiboot"
+                [[module]]
+                name = "ramdisk.img"
+                role = "ramdisk"
+                ramdisk = { rootfs = "\(Repository.root)/rootfs" }
+                """)
+            let plan = try Planner.plan(try ProfileLoader(directory: work.path + "/profiles").load("p"), options: PlanOptions())
+            let result = try ImageBuilder().build(plan, outputRoot: work.path + "/out")
+            let binary = try #require(try ArchiveListing.read(result.directory + "/bin/ramdisk.img").first { $0.path == "bin/busybox" })
+            #expect(binary.data[18] == machine, "\(arch): e_machine \(binary.data[18])")
+            #expect(result.manifest.modules[0].source.contains(arch == "ia32" ? " i386 (" : " amd64 ("), "\(result.manifest.modules[0].source)")
+        }
+    }
+}
