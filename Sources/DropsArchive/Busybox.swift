@@ -22,12 +22,14 @@ public struct Busybox: Sendable, Equatable {
         // A binary unpacked from a package of another architecture (make busybox-i386) has its
         // version beside it; the installed one is asked of dpkg.
         let recorded = try? String(contentsOfFile: path + ".version", encoding: .utf8)
-        let version = (recorded ?? (try? run(["/usr/bin/dpkg-query", "-W", "-f", "${Version} ${Architecture}", package])))?
+        let asked = ToolRun.run(["/usr/bin/dpkg-query", "-W", "-f", "${Version} ${Architecture}", package], errors: false)
+        let version = (recorded ?? (asked.status == 0 ? asked.output : nil))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown (not from a Debian package)"
-        let listing: String
-        do { listing = try run([path, "--list-full"]) } catch {
-            throw .unreadable(path: path, reason: "busybox --list-full failed: \(error)")
+        let listed = ToolRun.run([path, "--list-full"], errors: false)
+        guard listed.status == 0 else {
+            throw .unreadable(path: path, reason: "busybox --list-full failed with status \(listed.status)")
         }
+        let listing = listed.output
         let applets = listing.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.contains("..") }
         guard !applets.isEmpty else { throw .unreadable(path: path, reason: "busybox --list-full listed no applets") }
         return Busybox(path: path, version: version.isEmpty ? "unknown" : version, applets: applets)
@@ -43,19 +45,5 @@ public struct Busybox: Sendable, Equatable {
         for applet in applets where applet != "bin/busybox" {
             tree.addUnlessPresent(RootEntry(path: "/" + applet, content: .symlink(target: "/bin/busybox"), mode: 0o777))
         }
-    }
-
-    private static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw RamDiskError.archive("\(arguments[0]) exited with \(process.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
     }
 }

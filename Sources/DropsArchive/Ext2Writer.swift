@@ -56,7 +56,7 @@ public struct Ext2Writer: Sendable {
             throw .writeFailed(path: partial, reason: String(cString: strerror(errno)))
         }
         let environment = ["TZ": "UTC", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        let made = Self.run(frozenClock + ["/sbin/mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-I", "128", "-m", "0", "-L", "drops",
+        let made = ToolRun.run(frozenClock + ["/sbin/mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-I", "128", "-m", "0", "-L", "drops",
                              "-U", Self.uuid, "-E", "hash_seed=\(Self.uuid),root_owner=0:0", "-d", staging, partial, "\(sizeKiB)k"],
                             environment: environment)
         guard made.status == 0 else {
@@ -72,7 +72,7 @@ public struct Ext2Writer: Sendable {
         guard FileManager.default.createFile(atPath: script, contents: Data(commands.utf8)) else {
             throw .writeFailed(path: script, reason: "cannot create it")
         }
-        let fixed = Self.run(frozenClock + ["/sbin/debugfs", "-w", "-f", script, partial], environment: environment)
+        let fixed = ToolRun.run(frozenClock + ["/sbin/debugfs", "-w", "-f", script, partial], environment: environment)
         // debugfs echoes each command ("debugfs: sif …") and its version; anything else is a complaint.
         let complaints = fixed.output.split(separator: "\n").filter { !$0.hasPrefix("debugfs") && !$0.hasPrefix("Allocated inode") && !$0.isEmpty }
         guard fixed.status == 0, complaints.isEmpty else {
@@ -81,7 +81,7 @@ public struct Ext2Writer: Sendable {
                            ? "an ext2 RAM disk of \(sizeKiB) KiB is too small for its device nodes; raise its size"
                            : "debugfs: \(full)")
         }
-        let checked = Self.run(["/sbin/e2fsck", "-fn", partial], environment: environment)
+        let checked = ToolRun.run(["/sbin/e2fsck", "-fn", partial], environment: environment)
         guard checked.status == 0 else { throw .archive("e2fsck finds the new image damaged: \(checked.output.suffix(500))") }
         guard rename(partial, path) == 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
         var info = stat()
@@ -152,15 +152,20 @@ public struct Ext2Writer: Sendable {
             return total + 1
         }
     }
+}
 
-    static func run(_ arguments: [String], environment: [String: String]) -> (status: Int32, output: String) {
+/// Runs a program of the builder (dpkg-query, busybox, e2fsprogs) to its end and returns its
+/// exit status and what it wrote.
+enum ToolRun {
+    /// `errors`: also collect standard error (else it is dropped). `environment`: nil keeps ours.
+    static func run(_ arguments: [String], environment: [String: String]? = nil, errors: Bool = true) -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
-        process.environment = environment
+        if let environment { process.environment = environment }
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = output
+        process.standardError = errors ? output : FileHandle.nullDevice
         do { try process.run() } catch { return (127, "\(arguments[0]): \(error.localizedDescription)") }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -96,7 +96,7 @@ final class BootSession: Sendable {
         let (first, control, again) = state.withLockedValue { value -> (Bool, RunControl?, Bool) in
             let first = !value.sawFirstRequest
             value.sawFirstRequest = true
-            let entry = chain.entry(manifest) ?? ""
+            let entry = chain.entry ?? ""
             let again = record.outcome == "ok" && normalized(record.file) == entry && value.served.contains { normalized($0.file) == entry && $0.outcome == "ok" }
             value.served.append(record)
             return (first, value.control, again)
@@ -139,9 +139,9 @@ final class BootSession: Sendable {
         case (.iso, _):
             return QEMUCommand.cdrom(manifest: manifest, image: isoPath, machine: machine)
         case (_, .qemu):
-            return QEMUCommand.builtinNetwork(manifest: manifest, entry: chain.entry(manifest)!, treeDirectory: treeDirectory, machine: machine)
+            return QEMUCommand.builtinNetwork(manifest: manifest, entry: chain.entry!, treeDirectory: treeDirectory, machine: machine)
         case (_, .drops):
-            return QEMUCommand.network(manifest: manifest, entry: chain.entry(manifest)!, port: port, machine: machine)
+            return QEMUCommand.network(manifest: manifest, entry: chain.entry!, port: port, machine: machine)
         }
     }
 

@@ -12,7 +12,7 @@ enum Chain: String, CaseIterable, ExpressibleByArgument {
     case ipxe, pxelinux, grub, qemu, iso
 
     /// The file the firmware fetches first, relative to the tree.
-    func entry(_ manifest: Manifest) -> String? {
+    var entry: String? {
         switch self {
         case .ipxe: return IPXEScript.fileName
         case .pxelinux: return IPXEScript.pxelinuxEntry

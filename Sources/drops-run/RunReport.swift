@@ -21,20 +21,22 @@ struct RunReport {
         var showTail = false
     }
 
-    var check: ProbeCheck? {
+    /// The probe's report and its check against the manifest, when a probe booted.
+    func probeCheck() -> (report: ProbeReport, check: ProbeCheck)? {
         let probe = ProbeReport.parse(outcome.transcript)
         guard probe.started else { return nil }
-        return ProbeCheck(manifest: manifest, report: probe, form: run.chain == .qemu || run.chain == .grub ? .name : .path)
+        return (probe, ProbeCheck(manifest: manifest, report: probe, form: run.chain == .qemu || run.chain == .grub ? .name : .path))
     }
 
-    func verdict(_ check: ProbeCheck?) -> Verdict {
+    func verdict(_ probe: (report: ProbeReport, check: ProbeCheck)?) -> Verdict {
+        let check = probe?.check
         let matched = outcome.matchTimes.count
         let seconds = String(format: "%.1f", outcome.seconds)
         if let check, check.ok, matched == patterns.count {
             let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
             return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")
         }
-        if let check, !check.ok, ProbeReport.parse(outcome.transcript).isComplete || outcome.ending == .finished {
+        if let probe, let check, !check.ok, probe.report.isComplete || outcome.ending == .finished {
             let problems = check.problems + check.rows.filter { !$0.ok }.map { "module \($0.index) \($0.name): \($0.problems.joined(separator: ", "))" }
             return Verdict(code: RunExit.mismatch, message: "the booted modules do not match \(Manifest.fileName): " + problems.joined(separator: "; "))
         }
@@ -66,8 +68,9 @@ struct RunReport {
     }
 
     func finish() throws {
-        let check = check
-        let verdict = verdict(check)
+        let probe = probeCheck()
+        let check = probe?.check
+        let verdict = verdict(probe)
         if run.tap {
             print(tap(check: check, verdict: verdict))
         } else if run.output.json {
