@@ -156,9 +156,9 @@ public struct Ext2Writer: Sendable {
 
 /// Runs a program of the builder (dpkg-query, busybox, e2fsprogs) to its end and returns its
 /// exit status and what it wrote.
-enum ToolRun {
+public enum ToolRun {
     /// `errors`: also collect standard error (else it is dropped). `environment`: nil keeps ours.
-    static func run(_ arguments: [String], environment: [String: String]? = nil, errors: Bool = true) -> (status: Int32, output: String) {
+    public static func run(_ arguments: [String], environment: [String: String]? = nil, errors: Bool = true) -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())

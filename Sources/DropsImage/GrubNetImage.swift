@@ -1,4 +1,5 @@
 import Foundation
+import DropsArchive
 import DropsModel
 
 /// A GRUB 2 PXE boot image (`core.0`) made with Debian's grub-mkimage (grub-pc-bin): the
@@ -31,17 +32,9 @@ public enum GrubNetImage {
     /// Writes the image to `output`.
     public static func make(server: String, port: Int?, output: String) throws(ImageError) {
         if let reason = unavailableReason() { throw .toolFailed(tool, reason) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: findTool()!)
-        process.arguments = ["-O", "i386-pc-pxe", "-d", moduleFolder, "-p", prefix(server: server, port: port), "-o", output] + modules
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { throw .toolFailed(tool, error.localizedDescription) }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw .toolFailed(tool, "exit status \(process.terminationStatus): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+        let made = ToolRun.run([findTool()!, "-O", "i386-pc-pxe", "-d", moduleFolder, "-p", prefix(server: server, port: port), "-o", output] + modules)
+        guard made.status == 0 else {
+            throw .toolFailed(tool, "exit status \(made.status): \(made.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 
