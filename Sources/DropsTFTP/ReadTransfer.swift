@@ -127,6 +127,14 @@ public struct ReadTransfer: Sendable {
         }
     }
 
+    /// Where the block after the window in flight lies in the file: the next one sent when
+    /// the whole window is acknowledged. Nil before the first window and after the last block.
+    var nextWindowStart: (offset: Int, length: Int)? {
+        guard phase == .sending, sentThrough > 0, sentThrough <= blockCount else { return nil }
+        let offset = (sentThrough - 1) * options.blockSize
+        return (offset, min(options.blockSize, size - offset))
+    }
+
     /// Maps a 16-bit ACK number to the block it acknowledges among those in flight, or nil
     /// for duplicates and numbers outside the window.
     func absoluteBlock(for wire: UInt16) -> Int? {

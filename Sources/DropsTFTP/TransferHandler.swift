@@ -32,6 +32,9 @@ final class TransferHandler: ChannelInboundHandler {
     private var direction = "read"
     private var optionsSummary = "none"
     private var finished = false
+    /// The DATA packet of the block after the window just sent, read while the client is busy
+    /// acknowledging, so that an ACK is answered without a file read (tftpd-hpa reads ahead too).
+    private var readAhead: (offset: Int, length: Int, packet: ByteBuffer)?
 
     init(server: TFTPServer, request: TFTPPacket, client: SocketAddress) {
         self.server = server
@@ -184,13 +187,19 @@ final class TransferHandler: ChannelInboundHandler {
                         return
                     }
                 }
-                var buffer = context.channel.allocator.buffer(capacity: 4 + length)
-                buffer.writeInteger(UInt16(3))
-                buffer.writeInteger(block)
-                guard source.read(into: &buffer, offset: offset, length: length) else {
-                    abortChanged(context: context)
-                    return
+                var buffer: ByteBuffer
+                if let ready = readAhead, ready.offset == offset, ready.length == length {
+                    buffer = ready.packet
+                    buffer.setInteger(block, at: buffer.readerIndex + 2)
+                } else {
+                    guard let packet = dataPacket(source: source, offset: offset, length: length, allocator: context.channel.allocator) else {
+                        abortChanged(context: context)
+                        return
+                    }
+                    buffer = packet
+                    buffer.setInteger(block, at: buffer.readerIndex + 2)
                 }
+                readAhead = nil
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
             case let .write(offset, bytes):
                 guard let upload else { continue }
@@ -209,6 +218,25 @@ final class TransferHandler: ChannelInboundHandler {
             }
         }
         context.flush()
+        prepareNextBlock(allocator: context.channel.allocator)
+    }
+
+    /// A DATA packet (block number still 0) with the file bytes at `offset`; nil if the file
+    /// no longer has them.
+    private func dataPacket(source: FileSource, offset: Int, length: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        var buffer = allocator.buffer(capacity: 4 + length)
+        buffer.writeInteger(UInt16(3))
+        buffer.writeInteger(UInt16(0))
+        return source.read(into: &buffer, offset: offset, length: length) ? buffer : nil
+    }
+
+    /// Reads the first block of the next window ahead of its ACK. A read that fails is left
+    /// to the send, which then ends the transfer with its error.
+    private func prepareNextBlock(allocator: ByteBufferAllocator) {
+        guard readAhead == nil, let source, case let .read(transfer)? = machine, !transfer.isFinished,
+              let next = transfer.nextWindowStart else { return }
+        guard let packet = dataPacket(source: source, offset: next.offset, length: next.length, allocator: allocator) else { return }
+        readAhead = (next.offset, next.length, packet)
     }
 
     private func scheduleTimer(context: ChannelHandlerContext) {

@@ -151,10 +151,17 @@ func atftp(_ port: Int, file: String, blksize: Int, window: Int, output: String)
     return command + ["127.0.0.1", String(port)]
 }
 
-func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> String {
-    guard result.intact else { return "FAILED" }
-    return String(format: "%.1f MB/s", Double(bytes) / result.seconds / 1e6)
+/// One round of a scenario on one server: MB/s, or nil when a file arrived damaged or not at all.
+typealias Round = (rate: Double?, note: String)
+
+func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> Round {
+    (result.intact ? Double(bytes) / result.seconds / 1e6 : nil, "")
 }
+
+/// Rounds per TFTP scenario. Loopback figures on a shared 2-core machine vary by several
+/// per cent from run to run, so each cell is the median of its rounds, and the servers take
+/// turns within a round so that a slow moment of the machine does not hit only one of them.
+let tftpRounds = quick ? 1 : 3
 
 var rows: [(String, [String])] = []
 @MainActor func record(_ scenario: String, _ cells: [String]) {
@@ -163,39 +170,54 @@ var rows: [(String, [String])] = []
     say("\(scenario): " + zip(servers.map(\.name), cells).map { "\($0) \($1)" }.joined(separator: ", "))
 }
 
+@MainActor func measure(_ scenario: String, _ round: (Server) -> Round) {
+    var results = Array(repeating: [Round](), count: servers.count)
+    for _ in 0..<tftpRounds {
+        for (index, server) in servers.enumerated() { results[index].append(round(server)) }
+    }
+    record(scenario, results.map { rounds in
+        let rates = rounds.compactMap(\.rate)
+        let note = rounds.first { $0.rate == nil }?.note ?? rounds.last?.note ?? ""
+        guard rates.count == rounds.count, let middle = median(rates) else {
+            return "FAILED in \(rounds.count - rates.count) of \(rounds.count) rounds" + (note.isEmpty ? "" : " (\(note))")
+        }
+        return String(format: "%.1f MB/s", middle) + (note.isEmpty ? "" : " (\(note))")
+    })
+}
+
 // 1. Block sizes, one client (curl), the big file.
 for blksize in [512, 1468, 65464] {
-    record("curl blksize \(blksize), \(bigSize >> 20) MiB", servers.map { server in
+    measure("curl blksize \(blksize), \(bigSize >> 20) MiB") { server in
         rate(bigSize, fetch(curl(server.port, file: "big.bin", blksize: blksize, output: downloads + "/b"), output: downloads + "/b", original: "big.bin"))
-    })
+    }
 }
 
 // 2. Window sizes (atftp), blksize 1468 as on an Ethernet LAN.
 if which("atftp") != nil {
     for window in [1, 16, 64] {
-        record("atftp windowsize \(window), blksize 1468, \(bigSize >> 20) MiB", servers.map { server in
+        measure("atftp windowsize \(window), blksize 1468, \(bigSize >> 20) MiB") { server in
             rate(bigSize, fetch(atftp(server.port, file: "big.bin", blksize: 1468, window: window, output: downloads + "/w"),
                                 output: downloads + "/w", original: "big.bin"))
-        })
+        }
     }
 }
 
 // 3. 1 ms round-trip time through the relay (0.5 ms each way): where windowsize matters.
 if which("atftp") != nil {
     for window in [1, 16, 64] {
-        record("1 ms RTT, atftp windowsize \(window), \(rttSize >> 20) MiB", servers.map { server in
+        measure("1 ms RTT, atftp windowsize \(window), \(rttSize >> 20) MiB") { server in
             let relay = try? LossyRelay(target: server.port, delayMicroseconds: 500, seed: 7)
             defer { relay?.stop() }
-            guard let relay else { return "no relay" }
+            guard let relay else { return (nil, "no relay") }
             return rate(rttSize, fetch(atftp(relay.port, file: "rtt.bin", blksize: 1468, window: window, output: downloads + "/r"),
                                        output: downloads + "/r", original: "rtt.bin"))
-        })
+        }
     }
 }
 
 // 4. Concurrent clients, each fetching its own copy of the 8 MiB file.
 for clients in concurrencyLevels {
-    record("\(clients) concurrent curl, \(concurrentSize >> 20) MiB each", servers.map { server in
+    measure("\(clients) concurrent curl, \(concurrentSize >> 20) MiB each") { server in
         let start = Date()
         var processes: [(ChildProcess?, String)] = []
         for index in 0..<clients {
@@ -209,9 +231,8 @@ for clients in concurrencyLevels {
             try? FileManager.default.removeItem(atPath: output)
         }
         let seconds = Date().timeIntervalSince(start)
-        let total = String(format: "%.1f MB/s", Double(clients * concurrentSize) / seconds / 1e6)
-        return intact == clients ? "\(total) (\(intact)/\(clients) intact)" : "\(total) (ONLY \(intact)/\(clients) intact)"
-    })
+        return (intact == clients ? Double(clients * concurrentSize) / seconds / 1e6 : nil, "\(intact)/\(clients) intact")
+    }
 }
 
 record("server peak memory (VmHWM)", servers.map { String(format: "%.1f MiB", Double($0.peakKiB) / 1024) })
@@ -220,6 +241,7 @@ for server in servers { server.stop() }
 // The table, Markdown.
 if !servers.isEmpty {
     say("")
+    say("TFTP, loopback, every file compared with the original; each cell is the median of \(tftpRounds) round(s):")
     say("| scenario | " + servers.map(\.name).joined(separator: " | ") + " |")
     say("|---|" + servers.map { _ in "---|" }.joined())
     for (scenario, cells) in rows {
