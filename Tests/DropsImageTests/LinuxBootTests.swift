@@ -29,7 +29,9 @@ import Testing
         let menu = BootMenu(plan: try plan(work))
         #expect(menu.linux)
         let ipxe = IPXEScript.render(menu)
-        #expect(ipxe.contains("kernel bin/vmlinuz console=ttyS0 quiet || goto failed\ninitrd bin/ramdisk.img || goto failed\nboot"))
+        #expect(ipxe.contains("iseq ${platform} efi && goto efi ||\nkernel bin/vmlinuz console=ttyS0 quiet || goto failed\ninitrd bin/ramdisk.img || goto failed\nboot"))
+        // UEFI kernels load their initrds through the EFI stub, by name.
+        #expect(ipxe.contains(":efi\nkernel bin/vmlinuz initrd=ramdisk.img console=ttyS0 quiet || goto failed\ninitrd bin/ramdisk.img || goto failed\nboot"))
         let pxelinux = PXELinuxConfig.render(menu)
         #expect(pxelinux.contains("  KERNEL bin/vmlinuz\n  INITRD bin/ramdisk.img\n  APPEND console=ttyS0 quiet\n"))
         #expect(!pxelinux.contains("mboot.c32"))
