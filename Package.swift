@@ -50,6 +50,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // proxyDHCP/PXE: the DHCP codec and boot decisions (pure), the server (SwiftNIO).
+        .target(
+            name: "DropsPXE",
+            dependencies: [
+                "DropsModel", "DropsImage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // QEMU command lines, the process runner and the probe-report reader.
         .target(
             name: "DropsQEMU",
@@ -78,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "drops-serve",
             dependencies: [
-                "DropsCLI", "DropsTFTP",
+                "DropsCLI", "DropsTFTP", "DropsPXE", "DropsModel", "DropsImage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -104,6 +115,7 @@ let package = Package(
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),
+        .testTarget(name: "DropsPXETests", dependencies: ["DropsPXE", "DropsModel", "DropsTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

@@ -15,9 +15,11 @@ public enum GrubNetImage {
     /// Built in, so nothing but grub.cfg and the images has to come over the network.
     public static let modules = ["pxe", "tftp", "multiboot", "normal", "configfile", "echo", "test", "serial", "terminal"]
 
-    /// The prefix GRUB loads grub.cfg and its modules from.
-    public static func prefix(server: String, port: Int?) -> String {
-        "(tftp,\(server)\(port.map { ":\($0)" } ?? ""))/\(parentDirectory(of: Grub2Config.fileName))"
+    /// The prefix GRUB loads grub.cfg and its modules from; `tree` is the tree's folder on
+    /// the server when it serves several trees (`l4env`), empty when it serves one.
+    public static func prefix(server: String, port: Int?, tree: String = "") -> String {
+        let folder = tree.isEmpty ? "" : tree + "/"
+        return "(tftp,\(server)\(port.map { ":\($0)" } ?? ""))/\(folder)\(parentDirectory(of: Grub2Config.fileName))"
     }
 
     /// Why no image can be made here, or nil when it can.
@@ -30,9 +32,10 @@ public enum GrubNetImage {
     }
 
     /// Writes the image to `output`.
-    public static func make(server: String, port: Int?, output: String) throws(ImageError) {
+    public static func make(server: String, port: Int?, tree: String = "", output: String) throws(ImageError) {
         if let reason = unavailableReason() { throw .toolFailed(tool, reason) }
-        let made = ToolRun.run([findTool()!, "-O", "i386-pc-pxe", "-d", moduleFolder, "-p", prefix(server: server, port: port), "-o", output] + modules)
+        let made = ToolRun.run([findTool()!, "-O", "i386-pc-pxe", "-d", moduleFolder, "-p", prefix(server: server, port: port, tree: tree),
+                                "-o", output] + modules)
         guard made.status == 0 else {
             throw .toolFailed(tool, "exit status \(made.status): \(made.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }

@@ -13,9 +13,10 @@ struct DropsServe: ParsableCommand {
         discussion: """
             drops-serve tftp is the TFTP server (and the DROPS file provider's peer): PXE \
             firmware, boot loaders and the L4 tftp file provider fetch every file of an image \
-            tree from it. proxyDHCP for lab PCs (drops-serve pxe) is not available yet.
+            tree from it. drops-serve pxe adds proxyDHCP, so a lab's PCs netboot their \
+            profiles without any change to the site's DHCP server.
             """,
-        subcommands: [ServeTFTP.self])
+        subcommands: [ServeTFTP.self, ServePXE.self])
 }
 
 struct ServeTFTP: ParsableCommand {
@@ -48,14 +49,69 @@ struct ServeTFTP: ParsableCommand {
               drops-serve tftp --root out --strip-prefix /tftpboot --upload-dir /var/lib/drops/uploads
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Folder to serve (read-only).", valueName: "dir"))
-    var root = "out"
-
     @Option(name: .long, help: ArgumentHelp("Address to listen on.", valueName: "ip"))
     var address = "0.0.0.0"
 
     @Option(name: .long, help: ArgumentHelp("UDP port for requests.", valueName: "port"))
     var port = 69
+
+    @OptionGroup var transfer: TransferOptions
+
+    func validate() throws {
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 1 to 65535") }
+    }
+
+    func run() throws {
+        CommandMain.bootstrapLogging(transfer.quiet ? .warning : .notice)
+        let configuration = transfer.configuration(host: address, port: port)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: transfer.threads)
+        let server: TFTPServer
+        do {
+            server = try TFTPServer(configuration: configuration, group: group)
+            if let descriptor = SocketActivation.descriptor() {
+                _ = try server.start(boundDescriptor: descriptor)
+            } else {
+                _ = try server.start()
+            }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw CommandFailure(error.description)
+        }
+        waitForTermination()
+        server.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
+        try? group.syncShutdownGracefully()
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT arrives.
+func waitForTermination() {
+    let stop = DispatchSemaphore(value: 0)
+    var sources: [DispatchSourceSignal] = []
+    for signalNumber in [SIGTERM, SIGINT] {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { stop.signal() }
+        source.resume()
+        sources.append(source)
+    }
+    stop.wait()
+    withExtendedLifetime(sources) {}
+}
+
+/// systemd socket activation (sd_listen_fds): the first passed descriptor is 3.
+enum SocketActivation {
+    static func descriptor() -> CInt? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let count = environment["LISTEN_FDS"].flatMap({ Int($0) }), count >= 1 else { return nil }
+        if let pid = environment["LISTEN_PID"].flatMap({ Int32($0) }), pid != getpid() { return nil }
+        return 3
+    }
+}
+
+/// The TFTP settings `tftp` and `pxe` share.
+struct TransferOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Folder to serve (read-only).", valueName: "dir"))
+    var root = "out"
 
     @Option(name: .customLong("max-blksize"), help: ArgumentHelp("Largest block size granted (8-65464).", valueName: "bytes"))
     var maxBlockSize = 65464
@@ -84,23 +140,30 @@ struct ServeTFTP: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds running transfers may take to finish after SIGTERM.", valueName: "seconds"))
     var grace: Double = 10
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Event-loop threads that run transfers (default: 16, or twice the cores on machines with more than 8).",
+        discussion: "Lock-step transfers spend most of their time waiting for the next ACK. When the clients share the server's CPUs (QEMU guests, or a benchmark on one machine), more threads than cores give the server its share of the scheduler.",
+        valueName: "count"))
+    var threads: Int = max(16, 2 * System.coreCount)
+
     @Flag(name: .shortAndLong, help: "Log only failed transfers and errors.")
     var quiet = false
 
     func validate() throws {
         guard (8...65464).contains(maxBlockSize) else { throw ValidationError("--max-blksize must be 8 to 65464") }
         guard (1...65535).contains(maxWindowSize) else { throw ValidationError("--max-windowsize must be 1 to 65535") }
-        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 1 to 65535") }
         guard timeout > 0, timeout <= 255 else { throw ValidationError("--timeout must be more than 0 and at most 255 seconds") }
         guard retries >= 0 else { throw ValidationError("--retries cannot be negative") }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
         guard grace >= 0 else { throw ValidationError("--grace cannot be negative") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     }
 
-    func run() throws {
-        CommandMain.bootstrapLogging(quiet ? .warning : .notice)
+
+    /// The server configuration these options describe, for a given address and port.
+    func configuration(host: String, port: Int) -> TFTPServerConfiguration {
         var configuration = TFTPServerConfiguration(root: root)
-        configuration.host = address
+        configuration.host = host
         configuration.port = port
         configuration.stripPrefixes = stripPrefixes
         configuration.uploadDirectory = uploadDirectory
@@ -110,42 +173,6 @@ struct ServeTFTP: ParsableCommand {
         configuration.limits.timeoutNanoseconds = UInt64(timeout * 1e9)
         configuration.limits.maxRetries = retries
         configuration.limits.maxUploadSize = uploadLimit
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let server: TFTPServer
-        do {
-            server = try TFTPServer(configuration: configuration, group: group)
-            if let descriptor = SocketActivation.descriptor() {
-                _ = try server.start(boundDescriptor: descriptor)
-            } else {
-                _ = try server.start()
-            }
-        } catch {
-            try? group.syncShutdownGracefully()
-            throw CommandFailure(error.description)
-        }
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        stop.wait()
-        server.shutdown(grace: .nanoseconds(Int64(grace * 1e9)))
-        try? group.syncShutdownGracefully()
-        _ = sources
-    }
-}
-
-/// systemd socket activation (sd_listen_fds): the first passed descriptor is 3.
-enum SocketActivation {
-    static func descriptor() -> CInt? {
-        let environment = ProcessInfo.processInfo.environment
-        guard let count = environment["LISTEN_FDS"].flatMap({ Int($0) }), count >= 1 else { return nil }
-        if let pid = environment["LISTEN_PID"].flatMap({ Int32($0) }), pid != getpid() { return nil }
-        return 3
+        return configuration
     }
 }
