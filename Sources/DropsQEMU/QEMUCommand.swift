@@ -49,10 +49,22 @@ public struct QEMUCommand: Sendable, Equatable {
     public static func network(manifest: Manifest, entry: String, port: Int, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
         let arguments = machine.arguments(for: manifest) + [
             "-netdev", "user,id=n0,bootfile=tftp://10.0.2.2:\(port)/\(entry)",
-            "-device", "\(machine.nic),netdev=n0",
+            "-device", machine.nicDevice,
             "-boot", "n",
         ]
         return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
+    }
+
+    /// Boots from the network behind an existing tap device (a lab bridge), whose own DHCP,
+    /// PXE and TFTP servers serve the guest.
+    public static func tapNetwork(manifest: Manifest, device: String, machine: MachineOptions = MachineOptions()) -> QEMUCommand {
+        let arguments = machine.arguments(for: manifest) + [
+            "-netdev", "tap,id=n0,ifname=\(escapeOptionValue(device)),script=no,downscript=no",
+            "-device", machine.nicDevice,
+            "-boot", "n",
+        ]
+        let program = machine.uefi == nil ? executable(manifest) : "qemu-system-x86_64"
+        return QEMUCommand(executable: program, arguments: arguments + machine.extraArguments, workingDirectory: "/")
     }
 
     /// Boots a CD image from QEMU's CD drive.
@@ -67,7 +79,7 @@ public struct QEMUCommand: Sendable, Equatable {
                                       machine: MachineOptions = MachineOptions()) -> QEMUCommand {
         let arguments = machine.arguments(for: manifest) + [
             "-netdev", "user,id=n0,tftp=\(escapeOptionValue(treeDirectory)),bootfile=\(entry)",
-            "-device", "\(machine.nic),netdev=n0",
+            "-device", machine.nicDevice,
             "-boot", "n",
         ]
         return QEMUCommand(executable: executable(manifest), arguments: arguments + machine.extraArguments, workingDirectory: "/")
@@ -119,6 +131,22 @@ public struct MachineOptions: Sendable, Equatable {
     public var kvm = false
     /// More QEMU arguments, appended as given (`--qemu-arg`).
     public var extraArguments: [String] = []
+    /// The network card's MAC address; nil lets QEMU choose.
+    public var mac: String?
+    /// UEFI firmware (OVMF): its code image and a writable copy of its variable store.
+    public var uefi: (code: String, variables: String)?
+
+    public static func == (lhs: MachineOptions, rhs: MachineOptions) -> Bool {
+        lhs.memoryMiB == rhs.memoryMiB && lhs.cpus == rhs.cpus && lhs.nic == rhs.nic && lhs.kvm == rhs.kvm
+            && lhs.extraArguments == rhs.extraArguments && lhs.mac == rhs.mac && lhs.uefi?.code == rhs.uefi?.code
+            && lhs.uefi?.variables == rhs.uefi?.variables
+    }
+
+    /// Where Debian's ovmf package puts the firmware.
+    public static let ovmfCode = "/usr/share/OVMF/OVMF_CODE.fd"
+    public static let ovmfVariables = "/usr/share/OVMF/OVMF_VARS.fd"
+
+    var nicDevice: String { "\(nic),netdev=n0" + (mac.map { ",mac=\($0)" } ?? "") }
 
     public init(memoryMiB: Int? = nil, cpus: Int = 1, nic: String = "e1000", kvm: Bool = false, extraArguments: [String] = []) {
         self.memoryMiB = memoryMiB
@@ -144,6 +172,10 @@ public struct MachineOptions: Sendable, Equatable {
             "-device", "isa-debug-exit,iobase=\(QEMUCommand.debugExitPort),iosize=0x04",
         ]
         if cpus > 1 { arguments += ["-smp", String(cpus)] }
+        if let uefi {
+            arguments += ["-drive", "if=pflash,format=raw,readonly=on,file=\(QEMUCommand.escapeOptionValue(uefi.code))",
+                          "-drive", "if=pflash,format=raw,file=\(QEMUCommand.escapeOptionValue(uefi.variables))"]
+        }
         return arguments
     }
 }

@@ -31,8 +31,10 @@ final class BootSession: Sendable {
     let progress: Progress
     let port: Int
     let isoPath: String
+    let tapDevice: String?
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
     private let scratch: String?
+    private let uefiScratch: String?
     private let state = NIOLockedValueBox(SessionState())
 
     struct SessionState {
@@ -47,10 +49,28 @@ final class BootSession: Sendable {
         self.manifest = manifest
         self.treeDirectory = treeDirectory
         self.progress = progress
-        machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: MachineOptions.nicModels[run.nic] ?? run.nic,
-                                 kvm: false, extraArguments: run.qemuArg)
+        var machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: MachineOptions.nicModels[run.nic] ?? run.nic,
+                                     kvm: false, extraArguments: run.qemuArg)
+        machine.mac = run.mac
         isoPath = run.isoPath(treeDirectory: treeDirectory)
-        guard chain != .qemu, chain != .iso, provider == .drops, !run.dryRun else {
+        tapDevice = run.tapDevice
+        if run.firmware == "uefi" {
+            guard FileManager.default.fileExists(atPath: MachineOptions.ovmfCode) else {
+                throw CommandFailure("--firmware uefi needs OVMF (\(MachineOptions.ovmfCode)): install Debian's ovmf package")
+            }
+            // OVMF writes its boot variables: each run gets its own copy of the store.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-uefi-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            try FileManager.default.copyItem(atPath: MachineOptions.ovmfVariables, toPath: folder + "/OVMF_VARS.fd")
+            machine.uefi = (MachineOptions.ovmfCode, folder + "/OVMF_VARS.fd")
+            // With 128 MiB, OVMF stopped on an invalid opcode after iPXE loaded the kernel.
+            if run.memory == nil { machine.memoryMiB = max(QEMUCommand.recommendedMemory(manifest), 512) }
+            uefiScratch = folder
+        } else {
+            uefiScratch = nil
+        }
+        self.machine = machine
+        guard chain != .qemu, chain != .iso, provider == .drops, tapDevice == nil, !run.dryRun else {
             server = nil
             scratch = nil
             port = 0
@@ -133,6 +153,7 @@ final class BootSession: Sendable {
     func command(kvm: Bool) -> QEMUCommand {
         var machine = machine
         machine.kvm = kvm
+        if let tapDevice { return QEMUCommand.tapNetwork(manifest: manifest, device: tapDevice, machine: machine) }
         switch (chain, provider) {
         case (.qemu, _):
             return QEMUCommand.multiboot(manifest: manifest, treeDirectory: treeDirectory, machine: machine)
@@ -192,7 +213,8 @@ final class BootSession: Sendable {
             server.setTransferObserver { [self] record in transferEnded(record) }
         }
         progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), chain \(chain.rawValue)"
-                     + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + ")")
+                     + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + (tapDevice.map { ", on tap device \($0)" } ?? "")
+                     + (machine.uefi != nil ? ", UEFI" : "") + ")")
         let progress = progress
         let patterns = watcher.patterns
         do {
@@ -217,5 +239,6 @@ final class BootSession: Sendable {
             try? group.syncShutdownGracefully()
         }
         if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+        if let uefiScratch { try? FileManager.default.removeItem(atPath: uefiScratch) }
     }
 }

@@ -135,7 +135,7 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Use KVM: off (default), auto or on.", valueName: "mode"))
     var kvm: KVMMode?
 
-    @Option(name: .long, help: ArgumentHelp("Guest memory in MiB (default: twice the modules' size plus 64, at least 128).", valueName: "MiB"))
+    @Option(name: .long, help: ArgumentHelp("Guest memory in MiB (default: twice the modules' size plus 64, at least 128; 512 under UEFI).", valueName: "MiB"))
     var memory: Int?
 
     @Option(name: .long, help: ArgumentHelp("Virtual CPUs.", valueName: "n"))
@@ -143,6 +143,18 @@ struct DropsRun: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Network card: e1000, rtl8139, pcnet, ne2k_pci or virtio.", valueName: "model"))
     var nic = "e1000"
+
+    @Option(name: .customLong("tap-device"), help: ArgumentHelp(
+        "Boot on this tap device of a lab network; its servers (drops-serve pxe) serve the guest and drops-run starts none.",
+        discussion: "--chain then names the chain that server gives this machine, so the check knows which command-line form to expect.",
+        valueName: "name"))
+    var tapDevice: String?
+
+    @Option(name: .long, help: ArgumentHelp("MAC address of the guest's network card (default: QEMU's).", valueName: "address"))
+    var mac: String?
+
+    @Option(name: .long, help: ArgumentHelp("Guest firmware: bios (SeaBIOS, default) or uefi (OVMF, Debian package ovmf; with --tap-device).", valueName: "kind"))
+    var firmware = "bios"
 
     @Option(name: .long, help: ArgumentHelp("Whose TFTP server the firmware uses: drops (ours) or qemu (QEMU's built-in one, for comparison).", valueName: "server"))
     var tftp: TFTPProvider = .drops
@@ -183,6 +195,16 @@ struct DropsRun: ParsableCommand {
         if iso && chainOption != .ipxe && chainOption != .iso { throw ValidationError("--iso boots the CD; it does not go with --chain \(chainOption.rawValue)") }
         if build && isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
         if tap && output.json { throw ValidationError("--tap and --json both write to standard output; choose one") }
+        guard ["bios", "uefi"].contains(firmware) else { throw ValidationError("--firmware is bios or uefi") }
+        if let mac, mac.split(separator: ":").count != 6 || !mac.split(separator: ":").allSatisfy({ $0.count == 2 && UInt8($0, radix: 16) != nil }) {
+            throw ValidationError("--mac \(mac) is not a MAC address such as 52:54:00:12:34:56")
+        }
+        if tapDevice != nil && (chain == .qemu || chain == .iso || tftp == .qemu) {
+            throw ValidationError("--tap-device boots from the lab network: it goes with --chain ipxe, pxelinux or grub, and with our TFTP server")
+        }
+        if firmware == "uefi" && tapDevice == nil {
+            throw ValidationError("--firmware uefi boots from a lab network: give --tap-device (QEMU's user network has no UEFI boot file here)")
+        }
     }
 
     var kvmMode: KVMMode {
