@@ -52,7 +52,8 @@ public struct PXESetup: Sendable {
         var extraFiles: [String: String] = [:]
         var firmware = FirmwarePrograms()
         for (name, keyPath) in [("undionly.kpxe", \FirmwarePrograms.undionly), ("ipxe.efi", \FirmwarePrograms.ipxeEFI)] {
-            let path = ipxeFolder + "/" + name
+            // Debian links some of them to versioned files; the server opens no links.
+            let path = URL(fileURLWithPath: ipxeFolder + "/" + name).resolvingSymlinksInPath().path
             if FileManager.default.fileExists(atPath: path) {
                 firmware[keyPath: keyPath] = name
                 extraFiles[name] = path
