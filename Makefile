@@ -18,10 +18,13 @@ PROBE_OUT := $(CURDIR)/build/probe
 # kernel, pxelinux/syslinux-common provide the PXELINUX files copied into every tree;
 # curl, tftp-hpa and atftp are the TFTP clients of the tests, tftpd-hpa and dnsmasq the
 # reference servers of the benchmark; libarchive-dev writes and reads RAM disks, GNU cpio
-# reads them back in the tests.
+# reads them back in the tests; ipxe (undionly.kpxe, ipxe.efi) and ovmf are what drops-serve
+# pxe hands out and what the lab tests' UEFI guest runs, iproute2 and tcpdump build and watch
+# the lab network.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
-	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools
+	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools \
+	ipxe ovmf iproute2 tcpdump
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -39,11 +39,13 @@ enum DropsRunTool {
         }
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = ["DROPS_KVM": "off"]) throws -> Result {
+    /// Runs drops-run with `arguments`; `direct` runs `arguments` as the whole command line
+    /// (drops-run inside `ip netns exec`, for instance).
+    static func run(_ arguments: [String], environment: [String: String] = ["DROPS_KVM": "off"], direct: Bool = false) throws -> Result {
         let tool = try #require(CommandLineTests.executable("drops-run"), "build the tools first (make build)")
         let scratch = TemporaryDirectory("drops-run-out")
         let out = scratch.path + "/stdout", err = scratch.path + "/stderr"
-        let child = try ChildProcess([tool] + arguments, output: out, errors: err, environment: environment)
+        let child = try ChildProcess(direct ? arguments : [tool] + arguments, output: out, errors: err, environment: environment)
         let status = child.wait()
         return Result(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                       stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
