@@ -27,12 +27,11 @@ struct ServePXE: ParsableCommand {
             path carries it (l4env/boot.ipxe), so every PC gets its own system from one server.
 
             Boot files by firmware (option 93):
-              x86 BIOS, --chain ipxe:      undionly.kpxe (Debian package ipxe), then PROFILE/boot.ipxe
-              x86 BIOS, --chain pxelinux:  PROFILE/lpxelinux.0 with pxelinux.cfg/ and mboot.c32
-              x86 BIOS, --chain grub:      a GRUB 2 PXE image made at start (grub-pc-bin)
-              x86-64 UEFI, linux profiles: ipxe.efi (Debian package ipxe), then PROFILE/boot.ipxe
-              a client that already runs iPXE (user class iPXE) gets PROFILE/boot.ipxe at once,
-              so iPXE never chain-loads itself in a loop.
+              BIOS, --chain ipxe      undionly.kpxe (package ipxe), then boot.ipxe
+              BIOS, --chain pxelinux  PROFILE/lpxelinux.0 and its pxelinux.cfg/
+              BIOS, --chain grub      a GRUB 2 PXE image made at start
+              UEFI, linux profiles    ipxe.efi (package ipxe), then boot.ipxe
+              already iPXE            PROFILE/boot.ipxe at once (no iPXE loop)
 
             --dhcp-range FIRST-LAST makes this a full DHCP server for an isolated lab network \
             with no other DHCP server: every client gets an address (leases are kept in \
