@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a request came in: the DHCP port, or the PXE boot-server port a client asks once
 /// it has an address and saw a proxy offer.
 public enum PXEPort: Int, Sendable {
@@ -16,7 +18,7 @@ public enum ReplyDestination: Sendable, Equatable {
 }
 
 /// One exchange: what came in, what went out, and why. Becomes the log line.
-public struct PXEExchange: Sendable, Equatable {
+public struct PXEExchange: Sendable, Equatable, Codable {
     public var mac: String
     public var hostName: String
     public var architecture: String
@@ -26,8 +28,18 @@ public struct PXEExchange: Sendable, Equatable {
     public var outcome: String
     public var answered: Bool
 
+    enum CodingKeys: String, CodingKey {
+        case mac, hostName = "host", architecture = "arch", request, port, outcome, answered
+    }
+
     public var text: String {
         "\(mac) host=\(hostName) arch=\"\(architecture)\" \(request) port \(port): \(outcome)"
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? text
     }
 }
 

@@ -182,14 +182,7 @@ public final class PXEServer: Sendable {
     }
 
     private func log(_ exchange: PXEExchange) {
-        let line: String
-        if configuration.jsonLog {
-            let fields: [(String, String)] = [("mac", exchange.mac), ("host", exchange.hostName), ("arch", exchange.architecture),
-                                              ("request", exchange.request), ("port", String(exchange.port)), ("outcome", exchange.outcome)]
-            line = "{" + fields.map { "\"\($0.0)\":\(jsonString($0.1))" }.joined(separator: ",") + "}"
-        } else {
-            line = exchange.text
-        }
+        let line = configuration.jsonLog ? exchange.json : exchange.text
         // Plain DHCP traffic of other machines is routine: only PXE exchanges are notices.
         if exchange.answered || exchange.outcome.hasPrefix("no answer") { logger.notice("\(line)") } else { logger.info("\(line)") }
     }
@@ -215,20 +208,6 @@ public final class PXEServer: Sendable {
         }
         return leases
     }
-}
-
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }
 
 /// Moves datagrams between a DHCP socket and the server.

@@ -104,6 +104,13 @@ import Testing
         #expect(!exchange.answered)
     }
 
+    @Test func exchangeLogsAsTextAndJSON() throws {
+        var responder = PXEResponder(serverAddress: Self.server, policy: Self.policy())
+        let exchange = responder.respond(to: try DHCPMessage.decode(CapturedPackets.ipxeBIOSDiscover), on: .dhcp, now: 0).exchange
+        #expect(exchange.text == "52:54:00:77:00:01 host=- arch=\"x86 BIOS, iPXE\" DHCPDISCOVER port 67: proxy offer selftest/boot.ipxe (iPXE script, profile selftest)")
+        #expect(exchange.json == #"{"answered":true,"arch":"x86 BIOS, iPXE","host":"-","mac":"52:54:00:77:00:01","outcome":"proxy offer selftest/boot.ipxe (iPXE script, profile selftest)","port":67,"request":"DHCPDISCOVER"}"#)
+    }
+
     @Test func bootServerRequestIsAnsweredToTheSender() throws {
         let answered = try answer(CapturedPackets.ipxeBIOSRequest, port: .bootServer, edit: {
             $0.clientAddress = IPv4(10, 77, 0, 100)
