@@ -187,19 +187,13 @@ final class TransferHandler: ChannelInboundHandler {
                         return
                     }
                 }
-                var buffer: ByteBuffer
-                if let ready = readAhead, ready.offset == offset, ready.length == length {
-                    buffer = ready.packet
-                    buffer.setInteger(block, at: buffer.readerIndex + 2)
-                } else {
-                    guard let packet = dataPacket(source: source, offset: offset, length: length, allocator: context.channel.allocator) else {
-                        abortChanged(context: context)
-                        return
-                    }
-                    buffer = packet
-                    buffer.setInteger(block, at: buffer.readerIndex + 2)
-                }
+                let ready = readAhead.flatMap { $0.offset == offset && $0.length == length ? $0.packet : nil }
                 readAhead = nil
+                guard var buffer = ready ?? dataPacket(source: source, offset: offset, length: length, allocator: context.channel.allocator) else {
+                    abortChanged(context: context)
+                    return
+                }
+                buffer.setInteger(block, at: buffer.readerIndex + 2)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
             case let .write(offset, bytes):
                 guard let upload else { continue }
