@@ -13,13 +13,12 @@ public enum IPXEScript {
             // image names given as initrd=NAME; on BIOS the kernel gets them from iPXE.
             let names = menu.modules.map { " initrd=\(lastPathComponent($0.path))" }.joined()
             lines.append("iseq ${platform} efi && goto efi ||")
-            lines.append("kernel \(menu.firstStage.path)\(arguments(menu.firstStage.args)) || goto failed")
-            for module in menu.modules { lines.append("initrd \(module.path) || goto failed") }
-            lines.append("boot || goto failed")
-            lines.append(":efi")
-            lines.append("kernel \(menu.firstStage.path)\(names)\(arguments(menu.firstStage.args)) || goto failed")
-            for module in menu.modules { lines.append("initrd \(module.path) || goto failed") }
-            lines.append("boot || goto failed")
+            for (label, initrdNames) in [(nil, ""), (":efi", names)] {
+                if let label { lines.append(label) }
+                lines.append("kernel \(menu.firstStage.path)\(initrdNames)\(arguments(menu.firstStage.args)) || goto failed")
+                for module in menu.modules { lines.append("initrd \(module.path) || goto failed") }
+                lines.append("boot || goto failed")
+            }
         } else if let problem = IPXEMultibootLimits.problem(with: menu) {
             lines.append("# This chain has \(problem): iPXE's multiboot loader would drop the rest")
             lines.append("# silently, so PXELINUX (mboot.c32) boots it from pxelinux.cfg/default.")
