@@ -1,3 +1,5 @@
+import DropsModel
+
 /// An IPv4 address as four bytes, without sockets: the codec stays pure.
 public struct IPv4: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var value: UInt32
@@ -42,16 +44,10 @@ public struct MACAddress: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    /// Accepts `:` or `-` between bytes, any case; nil for anything but six bytes.
+    /// Accepts what the hosts file accepts: `:` or `-` between bytes, any case.
     public init?(_ text: String) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var bytes: [UInt8] = []
-        for part in parts {
-            guard part.count == 2, let byte = UInt8(part, radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        self.bytes = bytes
+        guard let normalized = HostTable.normalizedMAC(text) else { return nil }
+        bytes = normalized.split(separator: ":").map { UInt8($0, radix: 16)! }
     }
 
     public var description: String {

@@ -196,7 +196,8 @@ struct DropsRun: ParsableCommand {
         if build && isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
         if tap && output.json { throw ValidationError("--tap and --json both write to standard output; choose one") }
         guard ["bios", "uefi"].contains(firmware) else { throw ValidationError("--firmware is bios or uefi") }
-        if let mac, mac.split(separator: ":").count != 6 || !mac.split(separator: ":").allSatisfy({ $0.count == 2 && UInt8($0, radix: 16) != nil }) {
+        // QEMU takes `:` between the bytes only.
+        if let mac, HostTable.normalizedMAC(mac) != mac.lowercased() {
             throw ValidationError("--mac \(mac) is not a MAC address such as 52:54:00:12:34:56")
         }
         if tapDevice != nil && (chain == .qemu || chain == .iso || tftp == .qemu) {
