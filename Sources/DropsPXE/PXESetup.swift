@@ -102,7 +102,7 @@ public struct PXESetup: Sendable {
 
         let policy = BootPolicy(hosts: hosts, defaultProfile: fallback, chain: chain, profiles: profiles, firmware: firmware)
         var summary = ["serving profiles \(built.joined(separator: ", ")) from \(root); BIOS chain \(chain.rawValue)"
-            + "; unknown machines: \(hosts.unknown == .refuse && defaultProfile == nil ? "refused" : fallback.map { "boot \($0)" } ?? "refused")"]
+            + "; unknown machines: \(hosts.unknown == .refuse ? "refused" : fallback.map { "boot \($0)" } ?? "refused")"]
         if !hosts.hosts.isEmpty { summary.append("\(hosts.hosts.count) machine(s) in the hosts file") }
         if let leasePath { summary.append("leases kept in \(leasePath)") }
         return PXESetup(interface: interface, responder: PXEResponder(serverAddress: interface.address, policy: policy, leases: leases),
