@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "drops-serve",
             dependencies: [
-                "DropsCLI", "DropsTFTP", "DropsPXE", "DropsModel", "DropsImage",
+                "DropsCLI", "DropsTFTP", "DropsPXE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

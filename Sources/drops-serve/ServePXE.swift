@@ -1,7 +1,5 @@
 import ArgumentParser
 import DropsCLI
-import DropsImage
-import DropsModel
 import DropsPXE
 import DropsTFTP
 import Foundation
