@@ -12,6 +12,12 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
     case writeFailed(path: String, reason: String)
     case noManifest(directory: String, reason: String)
     case toolFailed(String, String)
+    /// A boot-menu line the importer cannot read at all.
+    case menuSyntax(SourceLocation, text: String, reason: String)
+    /// `--entry` names no entry of the menu.
+    case unknownEntry(file: String, requested: String, titles: [String])
+    /// The chosen entry has nothing a profile can hold (no kernel line).
+    case entryNotBootable(file: String, entry: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +46,14 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "build one with drops-build profile NAME"
         case let .toolFailed(tool, reason):
             return "\(tool) failed: \(reason)"
+        case let .menuSyntax(location, text, reason):
+            return "\(location.file):\(location.line): \(reason): '\(text)'"
+        case let .unknownEntry(file, requested, titles):
+            let list = titles.enumerated().map { "\($0.offset): \($0.element)" }.joined(separator: "; ")
+            return "\(file) has no entry '\(requested)'; its entries are \(titles.isEmpty ? "none" : list). "
+                + "Pass --entry with one of those titles or its number"
+        case let .entryNotBootable(file, entry, reason):
+            return "\(file): entry '\(entry)' cannot be imported: \(reason); choose another with --entry"
         }
     }
 }
