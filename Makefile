@@ -22,6 +22,7 @@ PROBE_OUT := $(CURDIR)/build/probe
 # pxe hands out and what the lab tests' UEFI guest runs, iproute2 and tcpdump build and watch
 # the lab network.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
+	libcurl4-openssl-dev python3 \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
 	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools \
 	ipxe ovmf iproute2 tcpdump

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "DropsImage", targets: ["DropsImage"]),
         .library(name: "DropsQEMU", targets: ["DropsQEMU"]),
         .library(name: "DropsArchive", targets: ["DropsArchive"]),
+        .library(name: "DropsFetch", targets: ["DropsFetch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,6 +41,16 @@ let package = Package(
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         // RAM disks from a root folder and a device table, written and read with libarchive.
         .target(name: "DropsArchive", dependencies: ["CArchive"]),
+        // libcurl (Debian's libcurl4-openssl-dev), with typed wrappers for its variadic calls.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Components from archives (libarchive) and pinned URLs (libcurl) through a content-addressed cache.
+        .target(
+            name: "DropsFetch",
+            dependencies: [
+                "DropsModel", "DropsArchive", "CCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The TFTP server: pure packet codec and transfer state machines, SwiftNIO sockets.
         .target(
             name: "DropsTFTP",
@@ -80,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "drops-build",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsCLI", "DropsArchive",
+                "DropsModel", "DropsImage", "DropsCLI", "DropsArchive", "DropsFetch",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -111,6 +122,12 @@ let package = Package(
         // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
         .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
+        .testTarget(
+            name: "DropsFetchTests",
+            dependencies: ["DropsFetch", "DropsModel", "DropsArchive", "DropsTFTP", "DropsTestSupport",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "DropsArchiveTests", dependencies: ["DropsArchive", "DropsTestSupport"]),
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),

@@ -9,6 +9,8 @@ public enum RamDiskError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingFolder(String)
     case archive(String)
     case writeFailed(path: String, reason: String)
+    /// An archive a component is taken from cannot be read, or lacks the member.
+    case badArchive(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,8 @@ public enum RamDiskError: Error, Sendable, Equatable, CustomStringConvertible {
             return "libarchive: \(reason)"
         case let .writeFailed(path, reason):
             return "cannot write \(path): \(reason); nothing was written"
+        case let .badArchive(path, reason):
+            return "archive \(path): \(reason)"
         }
     }
 }

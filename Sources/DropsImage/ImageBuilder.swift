@@ -102,8 +102,17 @@ public struct ImageBuilder: Sendable {
             source = "generated"
         case let .ramDisk(spec):
             (bytes, source) = try Self.buildRamDisk(spec, arch: arch, component: component.name, scratch: root + "/." + component.name + ".ramdisk")
+        case let .cached(path, origin):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw .unreadable(path: path, reason: "the cached copy of \(origin) is gone; build again to fetch it")
+            }
+            bytes = [UInt8](data)
+            source = origin
         case let .missing(file):
             throw .unreadable(path: file, reason: "component '\(component.name)' was not found in the search path")
+        case let .remote(remote):
+            throw .unreadable(path: remote.origins.map(\.description).joined(separator: ", "),
+                              reason: "component '\(component.name)' comes from an archive or URL that was not fetched before the build")
         }
         let report = try ComponentInspector.inspect(bytes, component: component.name, path: source,
                                                     inspection: component.inspection, arch: arch)

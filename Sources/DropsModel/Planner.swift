@@ -12,6 +12,8 @@ public struct PlanOptions: Sendable {
     public var serverIP: String?
     /// Plan components that are not found as `.missing` instead of failing (for `show`).
     public var allowMissing = false
+    /// `--source`: archives and pinned URLs searched before the profile's `sources`.
+    public var origins: [ComponentOrigin] = []
 
     public init(searchPath: [String] = [], environmentSearchPath: String? = nil,
                 variables: [String: String] = [:], serverIP: String? = nil, allowMissing: Bool = false) {
@@ -29,14 +31,18 @@ public enum Planner {
     public static func plan(_ profile: Profile, options: PlanOptions) throws(ModelError) -> BuildPlan {
         let folders = try searchFolders(profile: profile, options: options)
         let scope = variableScope(profile: profile, options: options)
+        let origins = options.origins + profile.origins
+        for case let .archive(path) in origins where !FileManager.default.fileExists(atPath: path) {
+            throw .searchPathMissing(path: path, origin: options.origins.contains(.archive(path: path)) ? "--source" : "profile \(profile.name) sources")
+        }
 
         let missing = options.allowMissing
-        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders, allowMissing: missing)
+        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders, origins: origins, allowMissing: missing)
         guard let firstStage else { throw .missingComponent(module: profile.loader.name, file: profile.loader.file ?? profile.loader.name, searched: folders) }
         var modules: [PlannedComponent] = []
         var omitted: [String] = []
         for spec in profile.modules {
-            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders, allowMissing: missing) {
+            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders, origins: origins, allowMissing: missing) {
                 modules.append(planned)
             } else {
                 omitted.append(spec.name)
@@ -92,7 +98,7 @@ public enum Planner {
 
     /// nil when an optional component's file is missing.
     static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String],
-                     allowMissing: Bool) throws(ModelError) -> PlannedComponent? {
+                     origins: [ComponentOrigin], allowMissing: Bool) throws(ModelError) -> PlannedComponent? {
         let role = spec.role ?? .multiboot
         let args = try expand(spec.args ?? "", scope: scope, spec: spec, field: "args")
         let deliveryText = try expand(spec.delivery ?? "boot", scope: scope, spec: spec, field: "delivery")
@@ -107,10 +113,20 @@ public enum Planner {
             source = .generated(try expand(content, scope: scope, spec: spec, field: "content"))
         } else if let ramdisk = spec.ramdisk {
             source = .ramDisk(ramdisk)
+        } else if let archive = spec.archive {
+            let file = try expand(spec.file ?? spec.name, scope: scope, spec: spec, field: "file")
+            let member = try spec.member.map { (m) throws(ModelError) in try expand(m, scope: scope, spec: spec, field: "member") }
+            source = .remote(RemoteComponent(origins: [.archive(path: archive)], member: member ?? file))
+        } else if let url = spec.url {
+            let expanded = try expand(url, scope: scope, spec: spec, field: "url")
+            let member = try spec.member.map { (m) throws(ModelError) in try expand(m, scope: scope, spec: spec, field: "member") }
+            source = .remote(RemoteComponent(origins: [.url(expanded, sha256: spec.sha256, location: spec.location)], member: member))
         } else {
             let file = try expand(spec.file ?? spec.name, scope: scope, spec: spec, field: "file")
             if let path = locate(file, in: folders) {
                 source = .file(path)
+            } else if !origins.isEmpty {
+                source = .remote(RemoteComponent(origins: origins, member: file, optional: spec.optional == true))
             } else if spec.optional == true {
                 return nil
             } else if allowMissing {

@@ -20,6 +20,14 @@ public struct ModuleSpec: Sendable, Equatable {
     public var content: String?
     /// Built from a root folder by drops-build instead of found in the search path.
     public var ramdisk: RamDiskSpec?
+    /// An archive (tar, tar.gz/xz/zst, cpio, zip, .deb) the file is taken from, absolute.
+    public var archive: String?
+    /// A URL (http, https, ftp, tftp, file) the file, or with `member` the archive, is fetched from.
+    public var url: String?
+    /// The SHA-256 the download must have; required with `url`.
+    public var sha256: String?
+    /// The path inside `archive` (or inside the archive `url` names); default: the file name.
+    public var member: String?
     /// Where an including profile inserts a new module.
     public var after: String?
     public var before: String?
@@ -41,6 +49,10 @@ public struct ModuleSpec: Sendable, Equatable {
         if let v = other.modaddr { modaddr = v }
         if let v = other.content { content = v }
         if let v = other.ramdisk { ramdisk = v }
+        if let v = other.archive { archive = v; url = nil; sha256 = nil }
+        if let v = other.url { url = v; archive = nil }
+        if let v = other.sha256 { sha256 = v }
+        if let v = other.member { member = v }
         location = other.location
     }
 }
@@ -78,6 +90,8 @@ public struct ProfileFile: Sendable {
     public var arch: Architecture?
     public var include: String?
     public var searchPath: [String] = []
+    /// `sources = [...]`: archives and archive URLs searched after the folders.
+    public var origins: [ComponentOrigin] = []
     public var remove: [(name: String, location: SourceLocation)] = []
     public var milestones: [Milestone]?
     public var variables: [String: Variable] = [:]
@@ -102,6 +116,8 @@ public struct Profile: Sendable {
     public var arch: Architecture
     /// Folders from the profile files, absolute, in the order they are searched.
     public var searchPath: [String]
+    /// Archives and archive URLs searched for components not found in the folders.
+    public var origins: [ComponentOrigin]
     public var milestones: [Milestone]
     public var variables: [String: Variable]
     public var loader: ModuleSpec
@@ -129,5 +145,40 @@ public struct RamDiskSpec: Sendable, Equatable {
 
     public init(rootfs: String) {
         self.rootfs = rootfs
+    }
+}
+
+/// An archive or a URL components can be taken from.
+public enum ComponentOrigin: Sendable, Equatable, CustomStringConvertible {
+    /// A local archive file (absolute path).
+    case archive(path: String)
+    /// A URL with the SHA-256 it must have (nil when the profile gives none: an error the
+    /// fetcher reports with the hash to pin). `location` is where the profile names it.
+    case url(String, sha256: String?, location: SourceLocation?)
+
+    public var description: String {
+        switch self {
+        case let .archive(path): return path
+        case let .url(url, _, _): return url
+        }
+    }
+
+    /// URL schemes libcurl fetches for us.
+    public static let schemes = ["http", "https", "ftp", "tftp", "file"]
+
+    /// `URL#sha256=HEX` (the form `--source` takes) split into the URL and its pin.
+    public static func parse(_ text: String, relativeTo directory: String, location: SourceLocation? = nil) -> ComponentOrigin {
+        guard let scheme = text.range(of: "://").map({ text[..<$0.lowerBound].lowercased() }), schemes.contains(scheme) else {
+            return .archive(path: absolutePath(text, relativeTo: directory))
+        }
+        if let pin = text.range(of: "#sha256=") {
+            return .url(String(text[..<pin.lowerBound]), sha256: String(text[pin.upperBound...]).lowercased(), location: location)
+        }
+        return .url(text, sha256: nil, location: location)
+    }
+
+    /// A SHA-256 as profiles write it: 64 hex digits.
+    public static func isSHA256(_ text: String) -> Bool {
+        text.count == 64 && text.allSatisfy { $0.isHexDigit }
     }
 }

@@ -1,10 +1,10 @@
 /// Turns one profile file's text into a `ProfileFile`, checking every key and type and
 /// naming file:line:column for each problem.
 public enum ProfileDecoder {
-    static let topKeys = ["description", "api", "arch", "include", "search_path", "remove",
+    static let topKeys = ["description", "api", "arch", "include", "search_path", "sources", "remove",
                           "milestones", "variables", "loader", "module"]
     static let moduleKeys = ["name", "role", "file", "args", "optional", "inspect", "delivery", "ramdisk",
-                             "modaddr", "content", "after", "before"]
+                             "modaddr", "content", "after", "before", "archive", "url", "sha256", "member"]
 
     /// Decodes `text` read from `path`. Relative search-path folders are made absolute
     /// against the profile's own folder, so a profile works from any working directory.
@@ -28,6 +28,8 @@ public enum ProfileDecoder {
                 file.include = try string(value, key: key, at: at)
             case "search_path":
                 file.searchPath = try strings(value, key: key, at: at).map { absolutePath($0, relativeTo: directory) }
+            case "sources":
+                file.origins = try origins(value, at: at, directory: directory)
             case "remove":
                 file.remove = try strings(value, key: key, at: at).map { ($0, at) }
             case "milestones":
@@ -102,10 +104,77 @@ public enum ProfileDecoder {
             case "after": spec.after = try string(value, key: fullKey, at: kAt)
             case "before": spec.before = try string(value, key: fullKey, at: kAt)
             case "ramdisk": spec.ramdisk = try ramDisk(value, key: fullKey, at: kAt, directory: directory)
+            case "archive": spec.archive = absolutePath(try string(value, key: fullKey, at: kAt), relativeTo: directory)
+            case "url":
+                let text = try string(value, key: fullKey, at: kAt)
+                guard case .url = ComponentOrigin.parse(text, relativeTo: directory), !text.contains("#sha256=") else {
+                    throw .invalidValue(kAt, key: fullKey, message: "'\(text)' is not a URL drops can fetch; use \(ComponentOrigin.schemes.joined(separator: ", ")) (and the pin in sha256 = \"…\")")
+                }
+                spec.url = text
+            case "sha256":
+                let text = try string(value, key: fullKey, at: kAt)
+                guard ComponentOrigin.isSHA256(text) else {
+                    throw .invalidValue(kAt, key: fullKey, message: "'\(text)' is not a SHA-256 (64 hex digits, as sha256sum prints it)")
+                }
+                spec.sha256 = text.lowercased()
+            case "member": spec.member = try string(value, key: fullKey, at: kAt)
             default: throw .unknownKey(kAt, key: fullKey, known: moduleKeys)
             }
         }
+        if spec.archive != nil && spec.url != nil {
+            throw .invalidValue(at, key: keyPath, message: "'\(name)' has both archive and url; a component comes from one of them")
+        }
+        if spec.sha256 != nil && spec.url == nil {
+            throw .invalidValue(at, key: keyPath, message: "'\(name)' has sha256 but no url; the pin is for a download")
+        }
+        if (spec.archive != nil || spec.url != nil) && (spec.content != nil || spec.ramdisk != nil) {
+            throw .invalidValue(at, key: keyPath, message: "'\(name)' is generated (content or ramdisk), so it cannot also come from an archive or URL")
+        }
         return spec
+    }
+
+    /// `sources = ["dist/drops.tar.gz", { url = "https://…/drops.tar.xz", sha256 = "…" }]`:
+    /// archives searched, in order, for components the folders do not hold.
+    static func origins(_ node: TOMLNode, at: SourceLocation, directory: String) throws(ModelError) -> [ComponentOrigin] {
+        guard case let .array(items) = node else {
+            throw .invalidValue(at, key: "sources", message: "must be an array of archive paths and { url = \"…\", sha256 = \"…\" } tables, found \(node.typeName)")
+        }
+        var result: [ComponentOrigin] = []
+        for item in items {
+            switch item {
+            case let .string(path):
+                guard case .archive = ComponentOrigin.parse(path, relativeTo: directory) else {
+                    throw .invalidValue(at, key: "sources", message: "'\(path)': a URL needs its pin; write { url = \"\(path)\", sha256 = \"…\" }")
+                }
+                result.append(.archive(path: absolutePath(path, relativeTo: directory)))
+            case let .table(entries):
+                var url: String?
+                var pin: String?
+                var archive: String?
+                for (key, value) in entries {
+                    switch key {
+                    case "url": url = try string(value, key: "sources.url", at: at)
+                    case "sha256": pin = try string(value, key: "sources.sha256", at: at)
+                    case "archive": archive = try string(value, key: "sources.archive", at: at)
+                    default: throw .invalidValue(at, key: "sources", message: "a source table takes url and sha256, or archive; '\(key)' is not understood")
+                    }
+                }
+                if let archive, url == nil, pin == nil {
+                    result.append(.archive(path: absolutePath(archive, relativeTo: directory)))
+                    continue
+                }
+                guard let url, archive == nil, case .url = ComponentOrigin.parse(url, relativeTo: directory) else {
+                    throw .invalidValue(at, key: "sources", message: "a source table is { url = \"https://…\", sha256 = \"…\" } or { archive = \"PATH\" }")
+                }
+                if let pin, !ComponentOrigin.isSHA256(pin) {
+                    throw .invalidValue(at, key: "sources", message: "'\(pin)' is not a SHA-256 (64 hex digits, as sha256sum prints it)")
+                }
+                result.append(.url(url, sha256: pin?.lowercased(), location: at))
+            default:
+                throw .invalidValue(at, key: "sources", message: "each source is an archive path or a { url, sha256 } table, found \(item.typeName)")
+            }
+        }
+        return result
     }
 
     /// `ramdisk = { rootfs = "../rootfs", compression = "gzip", … }`: the module is built

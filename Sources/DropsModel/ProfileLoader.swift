@@ -60,6 +60,7 @@ public struct ProfileLoader: Sendable {
         var api: API?
         var arch: Architecture?
         var searchPath: [String] = []
+        var origins: [ComponentOrigin] = []
         var milestones: [Milestone] = []
         var variables: [String: Variable] = [:]
         var loader: ModuleSpec?
@@ -70,6 +71,7 @@ public struct ProfileLoader: Sendable {
             if let v = file.api { api = v }
             if let v = file.arch { arch = v }
             searchPath = file.searchPath + searchPath
+            origins = file.origins + origins
             if let v = file.milestones { milestones = v }
             variables.merge(file.variables) { _, new in new }
             if let child = file.loader {
@@ -142,7 +144,7 @@ public struct ProfileLoader: Sendable {
         }
         return Profile(
             name: name, description: description ?? "", api: api, arch: arch ?? .ia32,
-            searchPath: searchPath, milestones: milestones, variables: variables,
+            searchPath: searchPath, origins: origins, milestones: milestones, variables: variables,
             loader: loader, modules: modules, sources: chain.map { ($0.path, $0.text) })
     }
 }

@@ -12,6 +12,25 @@ func say(_ line: String) {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
+let knownOptions = ["--quick", "--no-tftp", "--no-boot", "--no-ramdisk"]
+if arguments.contains("--help") || arguments.contains("-h") {
+    say("""
+        usage: drops-bench [--quick] [--no-tftp] [--no-boot] [--no-ramdisk]
+          Measures drops-serve beside tftpd-hpa and dnsmasq (TFTP throughput with curl and atftp,
+          1 ms of added round-trip time, 1/50/200 concurrent clients, peak memory), netboots of the
+          selftest image (drops-serve beside QEMU's built-in TFTP) and the RAM disk build beside
+          cpio/gzip; prints one table per part.
+          --quick       smaller files and fewer clients (a smoke run, not figures to quote)
+          --no-tftp     skip the TFTP servers
+          --no-boot     skip the QEMU netboot
+          --no-ramdisk  skip the RAM disk build
+        """)
+    exit(0)
+}
+if let unknown = arguments.first(where: { !knownOptions.contains($0) }) {
+    FileHandle.standardError.write(Data("drops-bench: unknown option '\(unknown)'; see drops-bench --help\n".utf8))
+    exit(2)
+}
 let quick = arguments.contains("--quick")
 let bigSize = (quick ? 16 : 64) << 20
 let concurrentSize = (quick ? 2 : 8) << 20

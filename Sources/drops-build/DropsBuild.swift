@@ -25,7 +25,7 @@ struct DropsBuild: ParsableCommand {
               drops-build verify out/l4env
             """,
         version: DropsVersion.current,
-        subcommands: [BuildProfile.self, ShowProfile.self, ListProfiles.self, VerifyTree.self, BuildRamDisk.self]
+        subcommands: [BuildProfile.self, ShowProfile.self, ListProfiles.self, VerifyTree.self, BuildRamDisk.self, ImportMenu.self, FetchProfile.self]
     )
 }
 
@@ -72,6 +72,11 @@ struct PlanArguments: ParsableArguments {
     @Option(name: .customLong("set"), help: ArgumentHelp("Set a profile variable, overriding the profile (repeatable).", valueName: "name=value"))
     var variables: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp(
+        "An archive (tar, tar.gz/xz/zst, cpio, zip, .deb) or an archive URL with its pin (URL#sha256=HEX) searched for components after the folders and before the profile's sources (repeatable).",
+        valueName: "archive|url"))
+    var source: [String] = []
+
     func validate() throws {
         for assignment in variables where !assignment.contains("=") || assignment.hasPrefix("=") {
             throw ValidationError("--set '\(assignment)' must look like name=value")
@@ -90,7 +95,10 @@ struct PlanArguments: ParsableArguments {
                 searchPath: searchPath,
                 environmentSearchPath: ProcessInfo.processInfo.environment["DROPS_SEARCH_PATH"].flatMap { $0.isEmpty ? nil : $0 },
                 variables: values, serverIP: serverIP, allowMissing: allowMissing)
-            return try Planner.plan(profile, options: options)
+            var withSources = options
+            let cwd = FileManager.default.currentDirectoryPath
+            withSources.origins = source.map { ComponentOrigin.parse($0, relativeTo: cwd) }
+            return try Planner.plan(profile, options: withSources)
         } catch {
             throw CommandFailure(error.description)
         }
@@ -116,11 +124,12 @@ struct BuildProfile: ParsableCommand {
     @Flag(name: .long, help: "Also write OUT/NAME.iso: a CD that boots the same chain with ISOLINUX (drops-run NAME --iso boots it).")
     var iso = false
 
+    @OptionGroup var fetch: FetchOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         CommandMain.bootstrapLogging(output.logLevel)
-        let plan = try plan.plan()
+        let plan = try fetch.resolve(try plan.plan(), quiet: output.quiet || output.json)
         if iso, let reason = IsoImage.unavailableReason() { throw CommandFailure("--iso: \(reason)") }
         let result: BuildResult
         var isoPath: String?
@@ -181,6 +190,8 @@ struct ShowProfile: ParsableCommand {
             case .generated: source = "(generated from the profile)"
             case let .ramDisk(spec): source = "(built from \(spec.rootfs), \(spec.format))"
             case let .missing(file): source = "NOT FOUND: no '\(file)' in the search path"
+            case let .remote(remote): source = Self.describe(remote)
+            case let .cached(_, origin): source = origin
             }
             let slot = component == plan.firstStage ? "first stage" : component.delivery == .boot ? "boot module" : "run time"
             print("- \(component.name) [\(component.role.rawValue), \(slot)] \(source)")
@@ -192,6 +203,17 @@ struct ShowProfile: ParsableCommand {
             print("not found: \(missing.map(\.name).joined(separator: ", ")); add their folders with --search-path or DROPS_SEARCH_PATH before building")
         }
         print("milestones: \(plan.milestones.map(\.pattern).joined(separator: " -> "))")
+    }
+
+    static func describe(_ remote: RemoteComponent) -> String {
+        let origins = remote.origins.map { origin -> String in
+            switch origin {
+            case let .archive(path): return path
+            case let .url(url, pin, _): return "\(url) (\(pin.map { "sha256 \($0.prefix(12))…" } ?? "NO PIN"))"
+            }
+        }
+        let member = remote.member.map { "'\($0)' from " } ?? ""
+        return "\(member)\(origins.joined(separator: " or "))\(remote.optional ? " (optional)" : "")"
     }
 }
 
@@ -223,6 +245,8 @@ struct PlanSummary: Encodable {
             case .generated: source = "generated"
             case .ramDisk: source = "ramdisk"
             case .missing: source = "missing"
+            case let .remote(remote): source = ShowProfile.describe(remote)
+            case let .cached(_, origin): source = origin
             }
             return Component(name: c.name, role: c.role.rawValue, delivery: c.delivery.rawValue, source: source, cmdline: c.commandLine)
         }
