@@ -166,6 +166,60 @@ import Testing
         }
     }
 
+    @Test func importedMenuBuildsWithItsComponentsFromAnArchive() throws {
+        let (work, components) = workspace()
+        work.write("menu.lst", text: """
+            default 0
+            timeout 3
+            title v2 from a menu
+              kernel (nd)/tftpboot/me/rmgr -sigma0
+              module (nd)/tftpboot/me/fiasco -nokdb
+              module (nd)/tftpboot/me/sigma0
+              modaddr 0x02000000
+              module (nd)/tftpboot/me/vmlinuz mem=64M
+            """)
+        let imported = try run("drops-build", ["import", "menu.lst", "-o", "profiles/mine.toml"], in: work.path)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stderr.contains("menu.lst:2: timeout 3:"))
+        #expect(try run("drops-build", ["import", "menu.lst", "-o", "profiles/mine.toml"], in: work.path).stderr.contains("--force"))
+        // The components come out of a tar.xz given with --source; nothing in the search path.
+        let archive = work.path + "/components.tar.xz"
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/bsdtar")
+        tar.arguments = ["-c", "-J", "-f", archive, "-C", components, "rmgr", "fiasco", "sigma0", "vmlinuz"]
+        try tar.run()
+        tar.waitUntilExit()
+        let cache = work.path + "/cache"
+        let built = try run("drops-build", ["profile", "mine", "--source", archive, "--json"], in: work.path,
+                            environment: ["DROPS_CACHE_DIR": cache])
+        #expect(built.status == 0, "\(built.stderr)")
+        let menu = try String(contentsOfFile: work.path + "/out/mine/menu.lst", encoding: .utf8)
+        #expect(menu.contains("modaddr 0x02000000\nmodule (nd)/mine/bin/vmlinuz mem=64M"))
+        #expect(built.stdout.contains("\(archive) (member fiasco)"))
+        let show = try run("drops-build", ["show", "mine", "--source", archive], in: work.path)
+        #expect(show.stdout.contains("'fiasco' from \(archive)"))
+    }
+
+    @Test func fetchWithoutTheNetworkNamesTheMissingPin() throws {
+        let (work, _) = workspace()
+        let pin = String(repeating: "0", count: 64)
+        work.write("profiles/remote.toml", text: """
+            api = "multiboot"
+            [loader]
+            name = "probe"
+            role = "multiboot"
+            url = "http://127.0.0.1:9/probe"
+            sha256 = "\(pin)"
+            """)
+        let offline = try run("drops-build", ["fetch", "remote", "--offline"], in: work.path,
+                              environment: ["DROPS_CACHE_DIR": work.path + "/cache"])
+        expectOneLineFailure(offline, mentioning: ["component 'probe'", "--offline", pin, "drops-build fetch"])
+        let refused = try run("drops-build", ["fetch", "remote", "--retries", "0"], in: work.path,
+                              environment: ["DROPS_CACHE_DIR": work.path + "/cache"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("cannot fetch http://127.0.0.1:9/probe"))
+    }
+
     @Test func listShowsEveryProfileWithItsAPI() throws {
         let (work, _) = workspace()
         let result = try run("drops-build", ["list"], in: work.path)
