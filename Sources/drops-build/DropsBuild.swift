@@ -23,6 +23,8 @@ struct DropsBuild: ParsableCommand {
               drops-build show l4env --search-path ~/drops/bin
               drops-build profile l4env --search-path ~/drops/bin --server-ip 192.0.2.1
               drops-build verify out/l4env
+              drops-build import /tftpboot/me/menu.lst -o profiles/mine.toml
+              drops-build fetch l4env && drops-build profile l4env --offline
             """,
         version: DropsVersion.current,
         subcommands: [BuildProfile.self, ShowProfile.self, ListProfiles.self, VerifyTree.self, BuildRamDisk.self, ImportMenu.self, FetchProfile.self]
@@ -112,7 +114,9 @@ struct BuildProfile: ParsableCommand {
         discussion: """
             Components are found by file name in the search path: --search-path folders first, \
             then $DROPS_SEARCH_PATH (colon-separated), then the profile's search_path. The first \
-            match wins; manifest.json records which file was used, its size, SHA-256 and the \
+            match wins. Components not in a folder come from archives (--source, the profile's \
+            sources, or a module's archive/member) or pinned URLs (url/sha256), fetched with \
+            libcurl into the download cache (see drops-build fetch --help). manifest.json records which file was used, its size, SHA-256 and the \
             exact command line the kernel will see. Unchanged inputs give byte-identical trees.
             """)
 
