@@ -47,8 +47,7 @@ let package = Package(
         .target(
             name: "DropsFetch",
             dependencies: [
-                "DropsModel", "DropsArchive", "CCurl",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "DropsModel", "DropsArchive", "DropsImage", "CCurl",
             ]
         ),
         // The TFTP server: pure packet codec and transfer state machines, SwiftNIO sockets.
@@ -124,7 +123,7 @@ let package = Package(
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
         .testTarget(
             name: "DropsFetchTests",
-            dependencies: ["DropsFetch", "DropsModel", "DropsArchive", "DropsTFTP", "DropsTestSupport",
+            dependencies: ["DropsFetch", "DropsModel", "DropsArchive", "DropsImage", "DropsTFTP", "DropsTestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOPosix", package: "swift-nio")]
         ),

@@ -1,4 +1,4 @@
-import Crypto
+import DropsImage
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +44,7 @@ public struct FetchCache: Sendable {
     func verified(_ sha256: String) -> String? {
         let path = path(for: sha256)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard Self.sha256(ofFile: path) == sha256 else {
+        guard (try? FileDigest.sha256(file: path).sha256) == sha256 else {
             unlink(path)
             return nil
         }
@@ -60,25 +60,6 @@ public struct FetchCache: Sendable {
             throw .cache(path: target, reason: reason)
         }
         return target
-    }
-
-    /// SHA-256 of a file, read in chunks; nil when it cannot be read.
-    static func sha256(ofFile path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while true {
-            // read(upToCount:) answers nil or empty data at the end of the file.
-            let chunk: Data?
-            do { chunk = try handle.read(upToCount: 1 << 20) } catch { return nil }
-            guard let chunk, !chunk.isEmpty else { break }
-            hasher.update(data: chunk)
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func sha256(ofText text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     static func size(of path: String) -> Int64 {

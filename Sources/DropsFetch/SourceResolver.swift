@@ -1,4 +1,5 @@
 import DropsArchive
+import DropsImage
 import DropsModel
 import Foundation
 #if canImport(Glibc)
@@ -118,7 +119,7 @@ public final class SourceResolver {
             unlink(temporary)
             throw .archive(component: component, reason: shown(error.description, archive, origin))
         }
-        guard let hash = FetchCache.sha256(ofFile: temporary) else {
+        guard let hash = try? FileDigest.sha256(file: temporary).sha256 else {
             unlink(temporary)
             throw .cache(path: temporary, reason: "cannot read back the extracted file")
         }
@@ -138,7 +139,7 @@ public final class SourceResolver {
             }
             throw .notCached(component: component, url: url, sha256: pin)
         }
-        let partial = cache.partialPath(key: pin ?? FetchCache.sha256(ofText: url))
+        let partial = cache.partialPath(key: pin ?? FileDigest.sha256(Array(url.utf8)))
         let scheme = url.split(separator: ":").first.map { $0.lowercased() } ?? ""
         var attempt = 0
         var rangeRefused = false
@@ -164,7 +165,7 @@ public final class SourceResolver {
             events?(.retrying(url: url, attempt: attempt, reason: reason, delay: delay))
             if delay > 0 { usleep(useconds_t(min(delay, 600) * 1_000_000)) }
         }
-        guard let hash = FetchCache.sha256(ofFile: partial) else {
+        guard let hash = try? FileDigest.sha256(file: partial).sha256 else {
             unlink(partial)
             throw .cache(path: partial, reason: "cannot read back the download")
         }

@@ -1,4 +1,4 @@
-import Crypto
+import DropsImage
 import DropsModel
 import DropsTFTP
 import DropsTestSupport
@@ -13,7 +13,7 @@ import Glibc
 @testable import DropsFetch
 
 func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    FileDigest.sha256(bytes)
 }
 
 /// Runs a program to completion; its exit status.
