@@ -62,7 +62,6 @@ public struct GrubMenuImporter {
         "map": "drive mapping is not part of a profile",
         "uppermem": "memory size overrides are not part of a profile; QEMU's -m or the PC decides",
         "displaymem": "an informational command",
-        "kernel-options": "",
     ]
 
     public var options: Options
@@ -84,7 +83,7 @@ public struct GrubMenuImporter {
 
     public func importMenu(text: String, file: String) throws(ImageError) -> ImportedProfile {
         var assembler = ImportAssembler(file: file, mappings: options.mappings)
-        var variables: [(name: String, value: String)] = []
+        var variables: [ImportedProfile.Variable] = []
         var entries: [Entry] = []
         var defaultIndex = 0
         var globals: [(number: Int, text: String, command: String)] = []
@@ -109,9 +108,9 @@ public struct GrubMenuImporter {
                     throw .menuSyntax(SourceLocation(file: file, line: number), text: line,
                                       reason: "set needs the form 'set NAME = value'")
                 }
-                let value = try expand(assignment[1], variables: variables, file: file, line: number, text: line).text
+                let value = try expand(assignment[1], variables: variables, file: file, line: number, text: line)
                 variables.removeAll { $0.name == assignment[0] }
-                variables.append((assignment[0], value))
+                variables.append(ImportedProfile.Variable(name: assignment[0], value: value))
                 continue
             }
             if entries.isEmpty {
@@ -160,10 +159,11 @@ public struct GrubMenuImporter {
                 guard !word.isEmpty else {
                     throw .menuSyntax(at, text: item.text, reason: "\(item.command) needs a file name")
                 }
-                let path = try expand(word, variables: variables, file: file, line: item.number, text: item.text).text
-                usedVariables.formUnion(try expand(rawArgs, variables: variables, file: file, line: item.number, text: item.text).used)
-                let argsText = ImportAssembler.normalizedArgs(Self.profileArgs(rawArgs))
-                let parsed = ImportAssembler.Line(path: Self.stripDevice(path), args: argsText, line: item.number)
+                let path = try expand(word, variables: variables, file: file, line: item.number, text: item.text)
+                let args = try profileArgs(rawArgs, variables: variables, file: file, line: item.number, text: item.text)
+                usedVariables.formUnion(args.used)
+                let parsed = ImportAssembler.Line(path: Self.stripDevice(path), args: ImportAssembler.normalizedArgs(args.text),
+                                                  line: item.number)
                 if item.command == "kernel" {
                     if loader != nil {
                         assembler.note(item.number, item.text, "a second kernel line replaces the first in GRUB legacy; the profile keeps the last one")
@@ -197,7 +197,7 @@ public struct GrubMenuImporter {
                 continue
             default:
                 if let reason = Self.entryNotes[item.command] ?? Self.globalNotes[item.command] {
-                    assembler.note(item.number, item.text, reason.isEmpty ? "not part of a profile" : reason)
+                    assembler.note(item.number, item.text, reason)
                 } else {
                     throw .menuSyntax(at, text: item.text, reason: "'\(item.command)' is not a GRUB legacy command drops knows")
                 }
@@ -249,39 +249,43 @@ public struct GrubMenuImporter {
     }
 
     /// `$(NAME)` replaced by the value of an earlier `set NAME = value`.
-    func expand(_ text: String, variables: [(name: String, value: String)], file: String, line: Int,
-                text original: String) throws(ImageError) -> (text: String, used: Set<String>) {
+    func expand(_ text: String, variables: [ImportedProfile.Variable], file: String, line: Int,
+                text original: String) throws(ImageError) -> String {
+        try substitute(text, variables: variables, at: SourceLocation(file: file, line: line), original: original,
+                       reference: { $1 }, literal: { String($0) }).text
+    }
+
+    /// The arguments as the profile keeps them: `$(NAME)` becomes `${NAME}` (the profile's
+    /// variable of the same value), and a literal `$` is doubled so it stays literal. Also
+    /// returns the names used, which become the profile's variables.
+    func profileArgs(_ raw: String, variables: [ImportedProfile.Variable], file: String, line: Int,
+                     text original: String) throws(ImageError) -> (text: String, used: Set<String>) {
+        try substitute(raw, variables: variables, at: SourceLocation(file: file, line: line), original: original,
+                       reference: { name, _ in "${\(name)}" },
+                       literal: { $0.replacingOccurrences(of: "$", with: "$$") })
+    }
+
+    /// Walks the `$(NAME)` references of `text`, each of which must have a value: `reference`
+    /// writes a reference (given its name and value), `literal` the text between them.
+    func substitute(_ text: String, variables: [ImportedProfile.Variable], at location: SourceLocation, original: String,
+                    reference: (String, String) -> String, literal: (Substring) -> String) throws(ImageError) -> (text: String, used: Set<String>) {
         var output = ""
         var used: Set<String> = []
         var rest = Substring(text)
         while let start = rest.range(of: "$(") {
-            output += rest[..<start.lowerBound]
+            output += literal(rest[..<start.lowerBound])
             guard let close = rest[start.upperBound...].firstIndex(of: ")") else {
-                throw .menuSyntax(SourceLocation(file: file, line: line), text: original, reason: "'$(' without a closing ')'")
+                throw .menuSyntax(location, text: original, reason: "'$(' without a closing ')'")
             }
             let name = String(rest[start.upperBound..<close])
             guard let value = variables.last(where: { $0.name == name })?.value else {
-                throw .menuSyntax(SourceLocation(file: file, line: line), text: original,
+                throw .menuSyntax(location, text: original,
                                   reason: "$(\(name)) has no value; no 'set \(name) = …' stands before this line")
             }
-            output += value
+            output += reference(name, value)
             used.insert(name)
             rest = rest[rest.index(after: close)...]
         }
-        output += rest
-        return (output, used)
-    }
-
-    /// The arguments as the profile keeps them: `$(NAME)` becomes `${NAME}` (the profile's
-    /// variable of the same value), and a literal `$` is doubled so it stays literal.
-    static func profileArgs(_ raw: String) -> String {
-        var output = ""
-        var text = Substring(raw)
-        while let start = text.range(of: "$("), let close = text[start.upperBound...].firstIndex(of: ")") {
-            output += text[..<start.lowerBound].replacingOccurrences(of: "$", with: "$$")
-            output += "${\(text[start.upperBound..<close])}"
-            text = text[text.index(after: close)...]
-        }
-        return output + text.replacingOccurrences(of: "$", with: "$$")
+        return (output + literal(rest), used)
     }
 }

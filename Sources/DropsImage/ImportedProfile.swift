@@ -19,6 +19,12 @@ public struct ImportedProfile: Sendable, Equatable {
         public var line: Int
     }
 
+    /// A `set NAME = value` of the menu that the profile's arguments refer to.
+    public struct Variable: Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+
     /// A menu line that the profile does not reproduce, and why.
     public struct Note: Sendable, Equatable, CustomStringConvertible, Encodable {
         public var file: String
@@ -36,19 +42,12 @@ public struct ImportedProfile: Sendable, Equatable {
     public var searchPath: [String]
     /// Folders the menu named that do not exist here (the user maps them with `--map`).
     public var missingFolders: [String]
-    public var variables: [(name: String, value: String)]
+    public var variables: [Variable]
     public var loader: Component
     public var modules: [Component]
     public var notes: [Note]
     /// "menu.lst, entry 2 'title'": where it came from, for the profile's header comment.
     public var origin: String
-
-    public static func == (a: ImportedProfile, b: ImportedProfile) -> Bool {
-        a.description == b.description && a.api == b.api && a.arch == b.arch && a.searchPath == b.searchPath
-            && a.missingFolders == b.missingFolders && a.loader == b.loader && a.modules == b.modules
-            && a.notes == b.notes && a.origin == b.origin
-            && a.variables.map(\.name) == b.variables.map(\.name) && a.variables.map(\.value) == b.variables.map(\.value)
-    }
 }
 
 /// What the importers share: turning the loader and module lines of one menu entry into
@@ -88,7 +87,7 @@ struct ImportAssembler {
     /// Components with names, folders and roles; the API is the first of `candidates` whose
     /// rules the chain meets (or `forcedAPI`, which must meet them).
     mutating func assemble(loader: Line, modules: [Line], linux: Bool, description: String, origin: String,
-                           variables: [(name: String, value: String)], forcedAPI: API?,
+                           variables: [ImportedProfile.Variable], forcedAPI: API?,
                            forcedArch: Architecture?) throws(ImageError) -> ImportedProfile {
         var used: Set<String> = []
         var folders: [String] = []
@@ -162,10 +161,8 @@ struct ImportAssembler {
         }
         if let named { return named }
         let path = mapped(line.path)
-        if let handle = FileHandle(forReadingAtPath: path) {
-            defer { try? handle.close() }
-            let magic = (try? handle.read(upToCount: 4)) ?? Data()
-            return magic == Data([0x7F, 0x45, 0x4C, 0x46]) ? .server : .data
+        if let head = Self.head(of: path, count: 4) {
+            return head == Self.elfMagic ? .server : .data
         }
         return path.split(separator: "/").last?.contains(".") == true ? .data : .server
     }
@@ -196,10 +193,18 @@ struct ImportAssembler {
     /// amd64 when the kernel file is found and is a 64-bit ELF.
     func kernelArchitecture(_ modules: [ImportedProfile.Component]) -> Architecture? {
         guard let kernel = modules.first(where: { $0.role == .kernel }), let folder = kernel.folder,
-              let handle = FileHandle(forReadingAtPath: folder + "/" + (kernel.file ?? kernel.name)) else { return nil }
-        defer { try? handle.close() }
-        guard let head = try? handle.read(upToCount: 5), head.count == 5, head.prefix(4) == Data([0x7F, 0x45, 0x4C, 0x46]) else { return nil }
+              let head = Self.head(of: folder + "/" + (kernel.file ?? kernel.name), count: 5),
+              head.count == 5, head.prefix(4) == Self.elfMagic else { return nil }
         return head[head.startIndex + 4] == 2 ? .amd64 : .ia32
+    }
+
+    static let elfMagic = Data([0x7F, 0x45, 0x4C, 0x46])
+
+    /// The first `count` bytes of a file found on this machine; nil when it cannot be opened.
+    static func head(of path: String, count: Int) -> Data? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: count)) ?? Data()
     }
 
     /// The APIs in the order an import prefers them: the most specific rules first.
