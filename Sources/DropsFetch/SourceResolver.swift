@@ -28,6 +28,8 @@ public final class SourceResolver {
     public let events: ((FetchEvent) -> Void)?
     /// Archive listings read in this run, by archive path.
     private var listings: [String: [String]] = [:]
+    /// The cache folders exist (made on the first component that needs them).
+    private var cachePrepared = false
 
     public init(cache: FetchCache, policy: FetchPolicy = FetchPolicy(), events: ((FetchEvent) -> Void)? = nil) {
         self.cache = cache
@@ -64,7 +66,10 @@ public final class SourceResolver {
     /// nil for an optional component that no origin holds.
     func resolve(_ component: PlannedComponent) throws(FetchError) -> ComponentSource? {
         guard case let .remote(remote) = component.source else { return component.source }
-        try cache.prepare()
+        if !cachePrepared {
+            try cache.prepare()
+            cachePrepared = true
+        }
         let searching = remote.origins.count > 1 || remote.optional
         for origin in remote.origins {
             switch origin {
