@@ -134,7 +134,8 @@ struct ImportMenu: ParsableCommand {
             .contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("entry ") }
     }
 
-    /// Written beside its final name and renamed, so a reader never sees half a profile.
+    /// Written atomically (Foundation writes beside the final name and renames), so a reader
+    /// never sees half a profile.
     func write(_ text: String, to path: String) throws {
         if FileManager.default.fileExists(atPath: path), !force {
             throw CommandFailure("\(path) exists; pass --force to replace it, or choose another name with -o")
@@ -144,13 +145,10 @@ struct ImportMenu: ParsableCommand {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw CommandFailure("cannot write \(path): the folder \(folder) does not exist; create it first")
         }
-        let temporary = folder + "/.\((path as NSString).lastPathComponent).import-\(getpid())"
         do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-            if rename(temporary, path) != 0 { throw CommandFailure("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))") }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            unlink(temporary)
-            throw CommandFailure("cannot write \(path): \(error)")
+            throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
         }
     }
 }
