@@ -77,14 +77,20 @@ public enum ArchiveMembers {
             payload = nil
         }
         if let payload {
-            // libarchive reads from the buffer lazily: it must stay put until the walk ends.
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payload.count, 1), alignment: 16)
-            defer { buffer.deallocate() }
-            buffer.copyBytes(from: payload)
-            guard archive_read_open_memory(reader, buffer.baseAddress, payload.count) == ARCHIVE_OK else {
-                throw .badArchive(path: archive, reason: "cannot read its data.tar: \(LibArchive.error(reader))")
+            // libarchive reads from the buffer lazily: the walk runs inside withUnsafeBytes so
+            // the package's bytes stay put without a second copy.
+            var failure: RamDiskError?
+            payload.withUnsafeBytes { buffer in
+                do throws(RamDiskError) {
+                    guard archive_read_open_memory(reader, buffer.baseAddress, buffer.count) == ARCHIVE_OK else {
+                        throw .badArchive(path: archive, reason: "cannot read its data.tar: \(LibArchive.error(reader))")
+                    }
+                    try entries(reader, archive: archive, total: Int64(info.st_size), progress: progress, visit)
+                } catch {
+                    failure = error
+                }
             }
-            try entries(reader, archive: archive, total: Int64(info.st_size), progress: progress, visit)
+            if let failure { throw failure }
             return
         }
         let opened = archive_read_open_filename(reader, archive, 1 << 16)
