@@ -1,4 +1,3 @@
-import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,24 +55,20 @@ final class FileSource {
             && Int(info.st_mtim.tv_nsec) == identity.nanoseconds
     }
 
-    /// Appends `length` bytes at `offset` to the buffer; false if the file no longer has them.
-    func read(into buffer: inout ByteBuffer, offset: Int, length: Int) -> Bool {
+    /// Copies `length` bytes at `offset` to `destination`; false if the file no longer has them.
+    func read(into destination: UnsafeMutableRawPointer, offset: Int, length: Int) -> Bool {
         guard length > 0 else { return true }
         if let converted {
-            buffer.writeBytes(converted[offset..<(offset + length)])
+            converted.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress! + offset, byteCount: length) }
             return true
         }
-        var complete = true
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
-            var done = 0
-            while done < length {
-                let count = pread(descriptor, pointer.baseAddress! + done, length - done, off_t(offset + done))
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { complete = false; break }
-                done += count
-            }
-            return complete ? length : 0
+        var done = 0
+        while done < length {
+            let count = pread(descriptor, destination + done, length - done, off_t(offset + done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return false }
+            done += count
         }
-        return complete
+        return true
     }
 }

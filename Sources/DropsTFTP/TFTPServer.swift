@@ -237,6 +237,17 @@ final class RequestHandler: ChannelInboundHandler {
         // A read transfer only ever receives ACKs and ERRORs; a write needs room for a block.
         let receiveCapacity: Int
         if case .writeRequest = request { receiveCapacity = TFTPPacket.maxBlockSize + 64 } else { receiveCapacity = 1024 }
+        let noSocket = { @Sendable (error: Error) in
+            server.transferFinished(client: client, request: request, TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
+                                                   seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
+        }
+        let descriptor: CInt
+        do {
+            descriptor = try Self.transferSocket(host: localHost)
+        } catch {
+            noSocket(error)
+            return
+        }
         // Spread transfers over every event loop: on the request socket's loop alone, all
         // transfers would share one core.
         DatagramBootstrap(group: server.group.next())
@@ -246,14 +257,28 @@ final class RequestHandler: ChannelInboundHandler {
             .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TransferHandler(server: server, request: request, client: client))
+                    try channel.pipeline.syncOperations.addHandler(TransferHandler(server: server, request: request, client: client, descriptor: descriptor))
                 }
             }
-            .bind(host: localHost, port: 0)
-            .whenFailure { error in
-                server.transferFinished(client: client, request: request, TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
-                                                       seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
-            }
+            .withBoundSocket(descriptor)
+            .whenFailure(noSocket)
+    }
+}
+
+extension RequestHandler {
+    /// A UDP socket on an ephemeral port of `host`: the new transfer's TID. Made here rather
+    /// than by the bootstrap, so that the transfer can send on it directly.
+    static func transferSocket(host: String) throws -> CInt {
+        let address = try SocketAddress(ipAddress: host, port: 0)
+        let descriptor = socket(address.protocol.rawValue, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        let bound = address.withSockAddr { bind(descriptor, $0, socklen_t($1)) }
+        guard bound == 0 else {
+            let failure = errno
+            close(descriptor)
+            throw IOError(errnoCode: failure, reason: "bind")
+        }
+        return descriptor
     }
 }
 

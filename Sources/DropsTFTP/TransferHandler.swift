@@ -19,6 +19,23 @@ final class TransferHandler: ChannelInboundHandler {
     let server: TFTPServer
     let request: TFTPPacket
     let client: SocketAddress
+    /// The transfer socket. NIO owns it (reads the ACKs, sends everything else, closes it);
+    /// DATA packets go out on it directly with sendto from one buffer per transfer, which
+    /// spares every block a buffer allocation and a trip through the pipeline and the
+    /// channel's queue of pending writes. That per-packet cost decides lock-step speed.
+    let descriptor: CInt
+    private var clientAddress = sockaddr_storage()
+    private var clientAddressLength: socklen_t = 0
+    /// Room for one DATA packet of the agreed block size.
+    private var packet: UnsafeMutableRawBufferPointer?
+    /// The file bytes the packet buffer already holds: the first block of the next window,
+    /// read while the client is busy acknowledging, so that an ACK is answered without a
+    /// file read (tftpd-hpa reads ahead too).
+    private var packetHolds: (offset: Int, length: Int)?
+    /// DATA packets handed to the channel because the socket's send buffer was full; until
+    /// the channel has sent them, later blocks queue behind them there to keep their order.
+    private var queuedInChannel = 0
+    private var sendBufferWaits = 0
 
     private var machine: Machine?
     private var source: FileSource?
@@ -32,14 +49,20 @@ final class TransferHandler: ChannelInboundHandler {
     private var direction = "read"
     private var optionsSummary = "none"
     private var finished = false
-    /// The DATA packet of the block after the window just sent, read while the client is busy
-    /// acknowledging, so that an ACK is answered without a file read (tftpd-hpa reads ahead too).
-    private var readAhead: (offset: Int, length: Int, packet: ByteBuffer)?
 
-    init(server: TFTPServer, request: TFTPPacket, client: SocketAddress) {
+    init(server: TFTPServer, request: TFTPPacket, client: SocketAddress, descriptor: CInt) {
         self.server = server
         self.request = request
         self.client = client
+        self.descriptor = descriptor
+        client.withSockAddr { address, length in
+            withUnsafeMutableBytes(of: &clientAddress) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: length)) }
+            clientAddressLength = socklen_t(length)
+        }
+    }
+
+    deinit {
+        packet?.deallocate()
     }
 
     static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
@@ -56,6 +79,7 @@ final class TransferHandler: ChannelInboundHandler {
                 self.source = source
                 let negotiated = NegotiatedOptions.negotiate(options, transferSize: source.size, limits: limits)
                 optionsSummary = negotiated.summary
+                packet = .allocate(byteCount: 4 + negotiated.blockSize, alignment: 8)
                 machine = .read(ReadTransfer(size: source.size, options: negotiated, maxRetries: limits.maxRetries))
             } catch {
                 refuse(context: context, error)
@@ -178,7 +202,7 @@ final class TransferHandler: ChannelInboundHandler {
             case let .send(packet):
                 send(packet, context: context)
             case let .sendData(block, offset, length):
-                guard let source else { continue }
+                guard let source, let packet else { continue }
                 // A change is caught before the last block leaves at the latest, so a client
                 // never completes a torn file; every MiB it is looked for earlier too.
                 if offset + length >= source.size || offset & 0xFFFFF < length {
@@ -187,14 +211,15 @@ final class TransferHandler: ChannelInboundHandler {
                         return
                     }
                 }
-                let ready = readAhead.flatMap { $0.offset == offset && $0.length == length ? $0.packet : nil }
-                readAhead = nil
-                guard var buffer = ready ?? dataPacket(source: source, offset: offset, length: length, allocator: context.channel.allocator) else {
+                let ready = packetHolds.map { $0.offset == offset && $0.length == length } ?? false
+                packetHolds = nil
+                guard ready || source.read(into: packet.baseAddress! + 4, offset: offset, length: length) else {
                     abortChanged(context: context)
                     return
                 }
-                buffer.setInteger(block, at: buffer.readerIndex + 2)
-                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+                packet.storeBytes(of: UInt16(3).bigEndian, toByteOffset: 0, as: UInt16.self)
+                packet.storeBytes(of: block.bigEndian, toByteOffset: 2, as: UInt16.self)
+                guard sendDirectly(packet.baseAddress!, count: 4 + length, context: context) else { return }
             case let .write(offset, bytes):
                 guard let upload else { continue }
                 let written = bytes.withUnsafeBytes { pwrite(upload.descriptor, $0.baseAddress, $0.count, off_t(offset)) }
@@ -212,25 +237,42 @@ final class TransferHandler: ChannelInboundHandler {
             }
         }
         context.flush()
-        prepareNextBlock(allocator: context.channel.allocator)
+        prepareNextBlock()
     }
 
-    /// A DATA packet (block number still 0) with the file bytes at `offset`; nil if the file
-    /// no longer has them.
-    private func dataPacket(source: FileSource, offset: Int, length: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        var buffer = allocator.buffer(capacity: 4 + length)
-        buffer.writeInteger(UInt16(3))
-        buffer.writeInteger(UInt16(0))
-        return source.read(into: &buffer, offset: offset, length: length) ? buffer : nil
+    /// Sends a DATA packet on the transfer socket. When the socket's send buffer is full (a
+    /// large window), the packet and those after it go through the channel, which waits
+    /// for the socket to drain. False when the transfer ended.
+    private func sendDirectly(_ bytes: UnsafeMutableRawPointer, count: Int, context: ChannelHandlerContext) -> Bool {
+        if queuedInChannel == 0 {
+            let sent = withUnsafePointer(to: &clientAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, bytes, count, 0, $0, clientAddressLength) }
+            }
+            if sent == count { return true }
+            let failure = errno
+            guard sent < 0, failure == EAGAIN || failure == EWOULDBLOCK || failure == ENOBUFS || failure == EINTR else {
+                let reason = sent < 0 ? String(cString: strerror(failure)) : "short send"
+                finish(.aborted("cannot send to the client: \(reason)"), context: context)
+                return false
+            }
+            sendBufferWaits += 1
+        }
+        var buffer = context.channel.allocator.buffer(capacity: count)
+        buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
+        queuedInChannel += 1
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in queuedInChannel -= 1 }
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: promise)
+        return true
     }
 
     /// Reads the first block of the next window ahead of its ACK. A read that fails is left
     /// to the send, which then ends the transfer with its error.
-    private func prepareNextBlock(allocator: ByteBufferAllocator) {
-        guard readAhead == nil, let source, case let .read(transfer)? = machine, !transfer.isFinished,
+    private func prepareNextBlock() {
+        guard packetHolds == nil, let source, let packet, case let .read(transfer)? = machine, !transfer.isFinished,
               let next = transfer.nextWindowStart else { return }
-        guard let packet = dataPacket(source: source, offset: next.offset, length: next.length, allocator: allocator) else { return }
-        readAhead = (next.offset, next.length, packet)
+        guard source.read(into: packet.baseAddress! + 4, offset: next.offset, length: next.length) else { return }
+        packetHolds = next
     }
 
     private func scheduleTimer(context: ChannelHandlerContext) {
@@ -282,7 +324,7 @@ final class TransferHandler: ChannelInboundHandler {
         server.transferFinished(client: client, request: request, TransferRecord(
             client: "\(client.ipAddress ?? "?"):\(client.port ?? 0)", direction: direction, file: file,
             options: optionsSummary, bytes: bytes, seconds: seconds, outcome: outcome.summary,
-            retransmissions: retransmissions))
+            retransmissions: retransmissions, sendBufferWaits: sendBufferWaits))
         context.close(promise: nil)
     }
 }

@@ -10,13 +10,17 @@ public struct TransferRecord: Sendable, Codable, Equatable {
     public var seconds: Double
     public var outcome: String
     public var retransmissions: Int
+    /// Times the transfer socket's send buffer was full and DATA had to wait for it: a
+    /// window larger than the path to the client drains in time. Shown when not zero.
+    public var sendBufferWaits = 0
 
     public var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
 
     public var text: String {
         let rate = String(format: "%.1f", bytesPerSecond / 1_000_000)
         let time = String(format: "%.3f", seconds)
-        return "\(direction) \(file) client=\(client) options=[\(options)] bytes=\(bytes) seconds=\(time) rate=\(rate)MB/s retransmissions=\(retransmissions) outcome=\(outcome)"
+        return "\(direction) \(file) client=\(client) options=[\(options)] bytes=\(bytes) seconds=\(time) rate=\(rate)MB/s retransmissions=\(retransmissions)"
+            + (sendBufferWaits > 0 ? " send-buffer-waits=\(sendBufferWaits)" : "") + " outcome=\(outcome)"
     }
 
     public var json: String {
