@@ -19,9 +19,10 @@ PROBE_OUT := $(CURDIR)/build/probe
 # curl, tftp-hpa and atftp are the TFTP clients of the tests, tftpd-hpa and dnsmasq the
 # reference servers of the benchmark; libarchive-dev writes and reads RAM disks, GNU cpio
 # reads them back in the tests; ipxe (undionly.kpxe, ipxe.efi) and ovmf are what drops-serve
-# pxe hands out and what the lab tests' UEFI guest runs, iproute2 and tcpdump build and watch
-# the lab network.
-DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin make \
+# pxe hands out and what the lab tests' UEFI guest runs, grub-pc-bin and grub-efi-amd64-bin
+# hold the GRUB 2 modules for BIOS and UEFI network images, iproute2 and tcpdump build and
+# watch the lab network.
+DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin grub-efi-amd64-bin make \
 	libcurl4-openssl-dev python3 \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
 	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools \

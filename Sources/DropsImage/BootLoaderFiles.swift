@@ -59,7 +59,7 @@ public enum BootPathAnalysis {
         let rewritten = ([menu.firstStage] + menu.modules).filter { $0.args.contains { "\"'\\".contains($0) } }.map(\.name)
         let rewriting = rewritten.isEmpty ? "" : "; GRUB 2 puts a backslash before quotes and backslashes, so \(rewritten.joined(separator: ", ")) would see changed command lines"
         result.append(.init(name: "grub2", entry: Grub2Config.fileName, usable: false,
-                            reason: "grub.cfg is written; GRUB 2's PXE image is made per run by drops-run --chain grub (grub-mkimage), the tree holds none for PCs yet" + rewriting))
+                            reason: "grub.cfg is written; GRUB 2's network images name the server, so they are made per run (drops-run --chain grub, and drops-serve pxe for BIOS and UEFI PCs), the tree holds none" + rewriting))
         result.append(.init(name: "grub-legacy", entry: GrubLegacyMenu.fileName, usable: false,
                             reason: "menu.lst is written for a GRUB legacy netboot loader of your own (it passes `(nd)PATH args`); no such loader is shipped"))
         return result

@@ -64,22 +64,32 @@ public struct PXESetup: Sendable {
             logger.warning("\(ipxeFolder)/undionly.kpxe is missing (Debian package ipxe): BIOS PXE ROMs other than iPXE cannot take the ipxe chain")
         }
 
-        // GRUB 2 images name the server's address, so they are made per run.
+        // GRUB 2 images name the server's address, so they are made per run: for BIOS PCs
+        // when a chain asks for GRUB, and for UEFI PCs whenever a tree is a multiboot chain
+        // (UEFI boots those only through GRUB), or a Linux tree has no ipxe.efi to go by.
+        if let reason = GrubNetImage.unavailableReason(for: .efiX64), trees.contains(where: { !$0.value || firmware.ipxeEFI == nil }) {
+            logger.warning("UEFI machines cannot boot multiboot chains here: \(reason)")
+        }
         var scratch: String?
+        func makeGrub(_ platform: GrubNetImage.Platform, tree: String) throws -> String {
+            let folder = try scratch ?? makeScratch()
+            scratch = folder
+            let relative = "\(tree)/\(platform.entry)"
+            let output = folder + "/" + relative
+            try FileManager.default.createDirectory(atPath: parentDirectory(of: output), withIntermediateDirectories: true)
+            try GrubNetImage.make(platform, server: interface.address.description, port: tftpPort == 69 ? nil : tftpPort, tree: tree, output: output)
+            extraFiles[relative] = output
+            return relative
+        }
         var profiles: [String: ServedProfile] = [:]
         for (name, isLinux) in trees {
             var profile = ServedProfile(name: name, isLinux: isLinux)
             if chains.contains(.grub) {
-                if let reason = GrubNetImage.unavailableReason() { throw SetupError("--chain grub: \(reason)") }
-                let folder = try scratch ?? makeScratch()
-                scratch = folder
-                let relative = "\(name)/\(GrubNetImage.entry)"
-                let output = folder + "/" + relative
-                try FileManager.default.createDirectory(atPath: parentDirectory(of: output), withIntermediateDirectories: true)
-                let port = tftpPort == 69 ? nil : tftpPort
-                try GrubNetImage.make(server: interface.address.description, port: port, tree: name, output: output)
-                extraFiles[relative] = output
-                profile.grubBIOS = relative
+                if let reason = GrubNetImage.unavailableReason(for: .bios) { throw SetupError("--chain grub: \(reason)") }
+                profile.grubBIOS = try makeGrub(.bios, tree: name)
+            }
+            if !isLinux || firmware.ipxeEFI == nil, GrubNetImage.unavailableReason(for: .efiX64) == nil {
+                profile.grubEFI = try makeGrub(.efiX64, tree: name)
             }
             profiles[name] = profile
         }

@@ -90,7 +90,7 @@ final class BootSession: Sendable {
                 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
                 scratch = folder
-                configuration.extraFiles = [GrubNetImage.entry: folder + "/core.0"]
+                configuration.extraFiles = [GrubNetImage.Platform.bios.entry: folder + "/core.0"]
             }
             // Progress lines say what was served; the server's own log only with -v.
             var logger = Logger(label: "drops.tftp")

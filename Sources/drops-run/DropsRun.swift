@@ -16,7 +16,7 @@ enum Chain: String, CaseIterable, ExpressibleByArgument {
         switch self {
         case .ipxe: return IPXEScript.fileName
         case .pxelinux: return IPXEScript.pxelinuxEntry
-        case .grub: return GrubNetImage.entry
+        case .grub: return GrubNetImage.Platform.bios.entry
         case .qemu, .iso: return nil
         }
     }

@@ -29,6 +29,8 @@ struct ServePXE: ParsableCommand {
               BIOS, --chain pxelinux  PROFILE/lpxelinux.0 and its pxelinux.cfg/
               BIOS, --chain grub      a GRUB 2 PXE image made at start
               UEFI, linux profiles    ipxe.efi (package ipxe), then boot.ipxe
+              UEFI, multiboot         a GRUB 2 x86_64-efi image made at start
+                                      (package grub-efi-amd64-bin), then grub.cfg
               already iPXE            PROFILE/boot.ipxe at once (no iPXE loop)
 
             --dhcp-range FIRST-LAST makes this a full DHCP server for an isolated lab network \

@@ -78,6 +78,11 @@ import Testing
         #expect(firmware.0.bootFile == "ipxe.efi")
         // A multiboot chain on UEFI needs GRUB 2, which this policy lacks: no answer.
         #expect(try answer(CapturedPackets.ovmfPXEDiscover, policy: Self.policy(), mac: [0x52, 0x54, 0, 0x77, 0, 0x05]) == nil)
+        // With GRUB 2 for x86_64-efi made for the tree, the firmware gets it, whatever the BIOS chain.
+        var withGrub = Self.policy(chain: .pxelinux)
+        withGrub.profiles["selftest"]?.grubEFI = "selftest/grub/x86_64-efi/core.efi"
+        let grub = try #require(try answer(CapturedPackets.ovmfPXEDiscover, policy: withGrub, mac: [0x52, 0x54, 0, 0x77, 0, 0x05]))
+        #expect(grub.0.bootFile == "selftest/grub/x86_64-efi/core.efi")
     }
 
     @Test func hostsFileChoosesProfileAndChain() throws {

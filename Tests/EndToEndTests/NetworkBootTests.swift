@@ -148,14 +148,14 @@ enum DropsRunTool {
         #expect(run.failedModules == ["roottask"])
         #expect(run.verifiedModules == result.manifest.modules.count - 1)
         #expect(run.stderr.contains("GRUB 2 put a backslash before each quote"))
-        expectEveryModuleServed(run, result, also: [GrubNetImage.entry, Grub2Config.fileName])
+        expectEveryModuleServed(run, result, also: [GrubNetImage.Platform.bios.entry, Grub2Config.fileName])
     }
 
     @Test func grubChainPassesAQuoteFreeChain() throws {
         try #require(GrubNetImage.unavailableReason() == nil, "install grub-pc-bin (make deps)")
         let out = TemporaryDirectory("drops-net")
         let result = try shortChain(out)
-        _ = try bootVerified(result, ["--chain", "grub", "--nic", "virtio"], also: [GrubNetImage.entry, Grub2Config.fileName])
+        _ = try bootVerified(result, ["--chain", "grub", "--nic", "virtio"], also: [GrubNetImage.Platform.bios.entry, Grub2Config.fileName])
     }
 
     @Test func moduleDeletedAfterTheBuildIsNamed() throws {
