@@ -109,24 +109,37 @@ struct LabBootTests {
         #expect(log.contains("read linux/bin/vmlinuz") && log.contains("read selftest/bin/ramdisk.img"), "\(log)")
     }
 
-    /// UEFI firmware cannot load a multiboot chain: a UEFI machine given a multiboot profile
-    /// gets a GRUB 2 image for x86_64-efi made at start, which loads the tree's grub.cfg and
-    /// the chain, and leaves the firmware before the kernel runs.
-    @Test func uefiMachinesBootMultibootChainsThroughGRUB() throws {
+    /// GRUB 2 for both firmwares. UEFI cannot load a multiboot chain: a UEFI machine given a
+    /// multiboot profile gets a GRUB 2 image for x86_64-efi made at start, which loads the
+    /// tree's grub.cfg and the chain and leaves the firmware before the kernel runs. A BIOS
+    /// machine whose hosts entry says chain = "grub" gets the i386-pc PXE image.
+    @Test func grubBootsMultibootChainsOnUEFIAndBIOS() throws {
         let root = try Self.trees.get()
         try #require(FileManager.default.fileExists(atPath: "/usr/share/OVMF/OVMF_CODE.fd"), "install ovmf (make deps)")
         try #require(GrubNetImage.unavailableReason(for: .efiX64) == nil, "install grub-efi-amd64-bin (make deps)")
-        let lab = try LabNetwork(taps: 1)
-        try serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "selftest"])
+        try #require(GrubNetImage.unavailableReason(for: .bios) == nil, "install grub-pc-bin (make deps)")
+        let lab = try LabNetwork(taps: 2)
+        try serve(lab, root: root, hosts: """
+            default_profile = "selftest"
+            [[host]]
+            mac = "52:54:00:77:00:06"
+            name = "grub-pc"
+            profile = "selftest"
+            chain = "grub"
+            """)
         let manifest = try TreeVerifier.loadManifest(directory: root + "/selftest")
-        let run = try boot(lab, tree: root + "/selftest", ["--tap-device", "tap0", "--mac", "52:54:00:77:00:05", "--firmware", "uefi",
-                                                           "--nic", "virtio", "--qemu-arg=-global", "--qemu-arg=virtio-net-pci.romfile="])
+        let uefi = try boot(lab, tree: root + "/selftest", ["--tap-device", "tap0", "--mac", "52:54:00:77:00:05", "--firmware", "uefi",
+                                                            "--nic", "virtio", "--qemu-arg=-global", "--qemu-arg=virtio-net-pci.romfile="])
+        let bios = try boot(lab, tree: root + "/selftest", ["--tap-device", "tap1", "--mac", "52:54:00:77:00:06"])
         // Every module arrives; the selftest's roottask line has quotes, which GRUB 2 passes
-        // with a backslash before each (as on BIOS), so that one module is reported.
-        #expect(run.failedModules == ["roottask"], "\(run.stderr.suffix(3000))")
-        #expect(run.verifiedModules == manifest.modules.count - 1, "\(run.stderr.suffix(3000))")
+        // with a backslash before each, so that one module is reported.
+        for (name, run) in [("UEFI", uefi), ("BIOS", bios)] {
+            #expect(run.failedModules == ["roottask"], "\(name): \(run.stderr.suffix(3000))")
+            #expect(run.verifiedModules == manifest.modules.count - 1, "\(name): \(run.stderr.suffix(3000))")
+        }
         let log = lab.log("pxe")
         #expect(log.contains("52:54:00:77:00:05 host=- arch=\"x86-64 UEFI\" DHCPDISCOVER port 67: proxy offer selftest/grub/x86_64-efi/core.efi"), "\(log)")
+        #expect(log.contains("52:54:00:77:00:06 host=grub-pc arch=\"x86 BIOS, iPXE\" DHCPDISCOVER port 67: proxy offer selftest/grub/i386-pc/core.0"), "\(log)")
         #expect(log.contains("read /selftest/grub/grub.cfg") && log.contains("read /selftest/bin/ramdisk.img"), "\(log)")
     }
 
