@@ -12,22 +12,34 @@ func say(_ line: String) {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
-let knownOptions = ["--quick", "--no-tftp", "--no-boot", "--no-ramdisk"]
+let knownOptions = ["--quick", "--no-tftp", "--no-boot", "--no-ramdisk", "--rounds"]
 if arguments.contains("--help") || arguments.contains("-h") {
     say("""
-        usage: drops-bench [--quick] [--no-tftp] [--no-boot] [--no-ramdisk]
+        usage: drops-bench [--quick] [--rounds N] [--no-tftp] [--no-boot] [--no-ramdisk]
           Measures drops-serve beside tftpd-hpa and dnsmasq (TFTP throughput with curl and atftp,
           1 ms of added round-trip time, 1/50/200 concurrent clients, peak memory), netboots of the
           selftest image (drops-serve beside QEMU's built-in TFTP) and the RAM disk build beside
           cpio/gzip; prints one table per part.
           --quick       smaller files and fewer clients (a smoke run, not figures to quote)
+          --rounds N    rounds per TFTP scenario, each cell the median (default 3, 1 with --quick)
           --no-tftp     skip the TFTP servers
           --no-boot     skip the QEMU netboot
           --no-ramdisk  skip the RAM disk build
         """)
     exit(0)
 }
-if let unknown = arguments.first(where: { !knownOptions.contains($0) }) {
+/// `--rounds N`, checked before anything runs.
+var roundsOption: Int?
+let roundsIndex = arguments.firstIndex(of: "--rounds")
+if let index = roundsIndex {
+    guard index + 1 < arguments.endIndex, let value = Int(arguments[index + 1]), (1...50).contains(value) else {
+        FileHandle.standardError.write(Data("drops-bench: --rounds needs a number from 1 to 50, as in --rounds 5\n".utf8))
+        exit(2)
+    }
+    roundsOption = value
+}
+let roundsValue = roundsIndex.map { $0 + 1 }
+if let unknown = arguments.indices.first(where: { !knownOptions.contains(arguments[$0]) && $0 != roundsValue }).map({ arguments[$0] }) {
     FileHandle.standardError.write(Data("drops-bench: unknown option '\(unknown)'; see drops-bench --help\n".utf8))
     exit(2)
 }
@@ -180,7 +192,7 @@ func rate(_ bytes: Int, _ result: (seconds: Double, intact: Bool)) -> Round {
 /// Rounds per TFTP scenario. Loopback figures on a shared 2-core machine vary by several
 /// per cent from run to run, so each cell is the median of its rounds, and the servers take
 /// turns within a round so that a slow moment of the machine does not hit only one of them.
-let tftpRounds = quick ? 1 : 3
+let tftpRounds = roundsOption ?? (quick ? 1 : 3)
 
 var rows: [(String, [String])] = []
 @MainActor func record(_ scenario: String, _ cells: [String]) {
