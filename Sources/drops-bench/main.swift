@@ -57,20 +57,9 @@ try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirec
 
 /// Deterministic bytes so every run serves the same files.
 func makeFile(_ name: String, size: Int, seed: UInt64) -> String {
-    var state = seed
-    var bytes = [UInt8](repeating: 0, count: size)
-    bytes.withUnsafeMutableBytes { raw in
-        let words = raw.bindMemory(to: UInt64.self)
-        for index in 0..<words.count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            words[index] = z ^ (z >> 31)
-        }
-    }
+    var generator = SplitMix64(seed: seed)
     let path = root + "/" + name
-    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(generator.bytes(size)))
     return path
 }
 
