@@ -116,12 +116,14 @@ struct ImportMenu: ParsableCommand {
             return
         }
         if output == nil { print(text, terminator: "") }
+        // -q: the notes stay in the profile's comments, the terminal gets only errors.
+        guard !outputOptions.quiet else { return }
         let stderr = FileHandle.standardError
         for note in imported.notes { stderr.write(Data("note: \(note)\n".utf8)) }
         for folder in imported.missingFolders {
             stderr.write(Data("note: folder \(folder) does not exist here; map it with --map \(folder)=DIR or build with --search-path DIR\n".utf8))
         }
-        if let output, !outputOptions.quiet {
+        if let output {
             print("wrote \(output): \(imported.api.rawValue) profile with \(imported.modules.count + 1) components from \(imported.origin)")
         }
     }

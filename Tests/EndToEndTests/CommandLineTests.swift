@@ -182,6 +182,10 @@ import Testing
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stderr.contains("menu.lst:2: timeout 3:"))
         #expect(try run("drops-build", ["import", "menu.lst", "-o", "profiles/mine.toml"], in: work.path).stderr.contains("--force"))
+        // -q: the notes are only in the profile's comments.
+        let quiet = try run("drops-build", ["import", "menu.lst", "-o", "profiles/quiet.toml", "-q"], in: work.path)
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout.isEmpty, "\(quiet.stderr)")
+        #expect(try String(contentsOfFile: work.path + "/profiles/quiet.toml", encoding: .utf8).contains("line 2: timeout 3:"))
         // The components come out of a tar.xz given with --source; nothing in the search path.
         let archive = work.path + "/components.tar.xz"
         let tar = Process()
