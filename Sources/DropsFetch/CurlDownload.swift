@@ -38,6 +38,8 @@ enum CurlDownload {
         var isPermanent: Bool {
             code == CURLE_REMOTE_FILE_NOT_FOUND || code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT
                 || code == CURLE_LOGIN_DENIED || code == CURLE_REMOTE_ACCESS_DENIED
+                // file:// with no such file, and a TFTP server's "file not found" / "access violation".
+                || code == CURLE_FILE_COULDNT_READ_FILE || code == CURLE_TFTP_NOTFOUND || code == CURLE_TFTP_PERM
                 || (code == CURLE_HTTP_RETURNED_ERROR && status >= 400 && status < 500 && status != 408 && status != 429)
         }
         var isRangeRefused: Bool { code == CURLE_RANGE_ERROR || code == CURLE_BAD_DOWNLOAD_RESUME }

@@ -337,6 +337,25 @@ final class HTTPServer {
         #expect(bench.cachedFiles() == [archivePin, sha256Hex(bench.sigma0)].sorted())
     }
 
+    /// file:// needs no server: a shared folder (NFS, a USB stick) named as a URL.
+    @Test func aFileURLIsPinnedAndCachedLikeAnyOther() throws {
+        let url = "file://\(bench.folder.path)/tree/bin/fiasco"
+        let result = try bench.resolve([.url(url, sha256: pin, location: nil)], member: nil)
+        #expect(result.bytes == bench.fiasco)
+        #expect(result.origin == url)
+        #expect(bench.cachedFiles() == [pin])
+        // A file that is not there (with a pin the cache does not hold) fails at once, not
+        // retried, and names the URL.
+        let missing = "file://\(bench.folder.path)/tree/bin/nothing"
+        do {
+            _ = try bench.resolve([.url(missing, sha256: sha256Hex(bench.sigma0), location: nil)], member: nil, name: "sigma0")
+            Issue.record("a missing file was accepted")
+        } catch {
+            guard case let .download(component, url, _, attempts) = error else { Issue.record("\(error)"); return }
+            #expect(component == "sigma0" && url == missing && attempts == 1)
+        }
+    }
+
     @Test func ourOwnTFTPServerThroughLibcurl() throws {
         var logger = Logger(label: "drops.tftp.test")
         logger.logLevel = .critical
@@ -359,6 +378,14 @@ final class HTTPServer {
         } catch {
             #expect(error == .pinMismatch(component: "fiasco", url: "tftp://127.0.0.1:\(port)/nested/deep/sigma0",
                                           expected: otherPin, actual: sha256Hex(bench.sigma0)))
+        }
+        // The server's "file not found" is final: one attempt, no retries.
+        do {
+            _ = try bench.resolve([.url("tftp://127.0.0.1:\(port)/bin/nothing", sha256: otherPin, location: nil)], member: nil)
+            Issue.record("a missing file was accepted")
+        } catch {
+            guard case let .download(_, _, _, attempts) = error else { Issue.record("\(error)"); return }
+            #expect(attempts == 1, "\(error)")
         }
     }
 }
