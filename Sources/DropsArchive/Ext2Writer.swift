@@ -44,13 +44,15 @@ public struct Ext2Writer: Sendable {
     @discardableResult
     public func write(_ tree: RootTree, to path: String) throws(RamDiskError) -> Int {
         if let reason = Self.unavailableReason() { throw .archive(reason) }
-        let partial = AtomicOutput.partialPath(path)
-        let staging = partial + ".d"
-        defer {
-            try? FileManager.default.removeItem(atPath: staging)
-            unlink(partial)
-        }
+        let staging = AtomicOutput.partialPath(path) + ".d"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
         try stage(tree, in: staging)
+        return try AtomicOutput.write(path) { (partial: String) throws(RamDiskError) in try format(tree, staging: staging, into: partial) }
+    }
+
+    /// Makes the file system in `partial` from the staged folder, fixes owners and device
+    /// nodes with debugfs, and has e2fsck check it.
+    private func format(_ tree: RootTree, staging: String, into partial: String) throws(RamDiskError) {
         // mke2fs formats an existing file of the size; it would take a missing one for a device.
         guard FileManager.default.createFile(atPath: partial, contents: nil), truncate(partial, off_t(sizeKiB) * 1024) == 0 else {
             throw .writeFailed(path: partial, reason: String(cString: strerror(errno)))
@@ -83,9 +85,6 @@ public struct Ext2Writer: Sendable {
         }
         let checked = ToolRun.run(["/sbin/e2fsck", "-fn", partial], environment: environment)
         guard checked.status == 0 else { throw .archive("e2fsck finds the new image damaged: \(checked.output.suffix(500))") }
-        guard rename(partial, path) == 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
     /// A copy of the folders, files and symlinks for `mke2fs -d`, created in sorted order.

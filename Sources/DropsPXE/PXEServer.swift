@@ -187,12 +187,10 @@ public final class PXEServer: Sendable {
         if exchange.answered || exchange.outcome.hasPrefix("no answer") { logger.notice("\(line)") } else { logger.info("\(line)") }
     }
 
-    /// Written whole to a temporary file and renamed, so a crash never leaves half a file.
+    /// Written whole and renamed into place (an atomic write), so a crash never leaves half a file.
     private func saveLeases(_ text: String, to path: String) {
-        let temporary = path + ".tmp"
         do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             logger.error("cannot write the lease file \(path): \(error)")
         }
