@@ -50,10 +50,13 @@ let package = Package(
                 "DropsModel", "DropsArchive", "DropsImage", "CCurl",
             ]
         ),
+        // sendmmsg for a window of DATA packets (Glibc's Swift module does not export mmsghdr).
+        .target(name: "CDatagrams"),
         // The TFTP server: pure packet codec and transfer state machines, SwiftNIO sockets.
         .target(
             name: "DropsTFTP",
             dependencies: [
+                "CDatagrams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

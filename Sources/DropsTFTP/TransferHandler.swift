@@ -1,3 +1,4 @@
+import CDatagrams
 import Foundation
 import NIOCore
 import NIOPosix
@@ -20,17 +21,22 @@ final class TransferHandler: ChannelInboundHandler {
     let request: TFTPPacket
     let client: SocketAddress
     /// The transfer socket. NIO owns it (reads the ACKs, sends everything else, closes it);
-    /// DATA packets go out on it directly with sendto from one buffer per transfer, which
-    /// spares every block a buffer allocation and a trip through the pipeline and the
-    /// channel's queue of pending writes. That per-packet cost decides lock-step speed.
+    /// DATA packets go out on it directly, a window's worth with one sendmmsg, from buffers
+    /// kept for the whole transfer. That spares every block a buffer allocation and a trip
+    /// through the pipeline and the channel's queue of pending writes: the per-packet cost
+    /// that decides lock-step speed.
     let descriptor: CInt
     private var clientAddress = sockaddr_storage()
     private var clientAddressLength: socklen_t = 0
-    /// Room for one DATA packet of the agreed block size.
-    private var packet: UnsafeMutableRawBufferPointer?
-    /// The file bytes the packet buffer already holds: the first block of the next window,
-    /// read while the client is busy acknowledging, so that an ACK is answered without a
-    /// file read (tftpd-hpa reads ahead too).
+    /// Slots for DATA packets of the agreed block size, filled and then sent together.
+    private var slots: UnsafeMutableRawBufferPointer?
+    private var slotSize = 0
+    private var slotCount = 0
+    /// Lengths of the packets in the first slots, not sent yet.
+    private var pending: [Int] = []
+    /// The file bytes slot 0 already holds: the first block of the next window, read while
+    /// the client is busy acknowledging, so that an ACK is answered without a file read
+    /// (tftpd-hpa reads ahead too).
     private var packetHolds: (offset: Int, length: Int)?
     /// DATA packets handed to the channel because the socket's send buffer was full; until
     /// the channel has sent them, later blocks queue behind them there to keep their order.
@@ -62,7 +68,7 @@ final class TransferHandler: ChannelInboundHandler {
     }
 
     deinit {
-        packet?.deallocate()
+        slots?.deallocate()
     }
 
     static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
@@ -79,7 +85,11 @@ final class TransferHandler: ChannelInboundHandler {
                 self.source = source
                 let negotiated = NegotiatedOptions.negotiate(options, transferSize: source.size, limits: limits)
                 optionsSummary = negotiated.summary
-                packet = .allocate(byteCount: 4 + negotiated.blockSize, alignment: 8)
+                // Up to a window of slots, within 256 KiB; one slot for lock-step clients.
+                slotSize = 4 + negotiated.blockSize
+                slotCount = max(1, min(negotiated.windowSize, (256 << 10) / slotSize))
+                slots = .allocate(byteCount: slotCount * slotSize, alignment: 8)
+                pending.reserveCapacity(slotCount)
                 machine = .read(ReadTransfer(size: source.size, options: negotiated, maxRetries: limits.maxRetries))
             } catch {
                 refuse(context: context, error)
@@ -200,9 +210,10 @@ final class TransferHandler: ChannelInboundHandler {
         for action in actions {
             switch action {
             case let .send(packet):
+                guard sendPending(context: context) else { return }
                 send(packet, context: context)
             case let .sendData(block, offset, length):
-                guard let source, let packet else { continue }
+                guard let source, let slots else { continue }
                 // A change is caught before the last block leaves at the latest, so a client
                 // never completes a torn file; every MiB it is looked for earlier too.
                 if offset + length >= source.size || offset & 0xFFFFF < length {
@@ -211,15 +222,17 @@ final class TransferHandler: ChannelInboundHandler {
                         return
                     }
                 }
-                let ready = packetHolds.map { $0.offset == offset && $0.length == length } ?? false
+                let slot = slots.baseAddress! + pending.count * slotSize
+                let ready = pending.isEmpty && packetHolds.map { $0.offset == offset && $0.length == length } == true
                 packetHolds = nil
-                guard ready || source.read(into: packet.baseAddress! + 4, offset: offset, length: length) else {
+                guard ready || source.read(into: slot + 4, offset: offset, length: length) else {
                     abortChanged(context: context)
                     return
                 }
-                packet.storeBytes(of: UInt16(3).bigEndian, toByteOffset: 0, as: UInt16.self)
-                packet.storeBytes(of: block.bigEndian, toByteOffset: 2, as: UInt16.self)
-                guard sendDirectly(packet.baseAddress!, count: 4 + length, context: context) else { return }
+                slot.storeBytes(of: UInt16(3).bigEndian, toByteOffset: 0, as: UInt16.self)
+                slot.storeBytes(of: block.bigEndian, toByteOffset: 2, as: UInt16.self)
+                pending.append(4 + length)
+                if pending.count == slotCount { guard sendPending(context: context) else { return } }
             case let .write(offset, bytes):
                 guard let upload else { continue }
                 let written = bytes.withUnsafeBytes { pwrite(upload.descriptor, $0.baseAddress, $0.count, off_t(offset)) }
@@ -231,47 +244,62 @@ final class TransferHandler: ChannelInboundHandler {
                 timerDeadline = deadline
                 if timer == nil { scheduleTimer(context: context) }
             case let .finish(outcome):
+                guard sendPending(context: context) else { return }
                 context.flush()
                 finish(outcome, context: context)
                 return
             }
         }
+        guard sendPending(context: context) else { return }
         context.flush()
         prepareNextBlock()
     }
 
-    /// Sends a DATA packet on the transfer socket. When the socket's send buffer is full (a
-    /// large window), the packet and those after it go through the channel, which waits
-    /// for the socket to drain. False when the transfer ended.
-    private func sendDirectly(_ bytes: UnsafeMutableRawPointer, count: Int, context: ChannelHandlerContext) -> Bool {
+    /// Sends the DATA packets in the slots on the transfer socket. When the socket's send
+    /// buffer is full (a large window), the rest go through the channel, which waits for the
+    /// socket to drain, and so do later packets until it has. False when the transfer ended.
+    private func sendPending(context: ChannelHandlerContext) -> Bool {
+        guard !pending.isEmpty, let slots else { return true }
+        defer { pending.removeAll(keepingCapacity: true) }
+        var sent = 0
         if queuedInChannel == 0 {
-            let sent = withUnsafePointer(to: &clientAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, bytes, count, 0, $0, clientAddressLength) }
+            // One packet (every lock-step client) costs less with sendto than with sendmmsg.
+            let result = withUnsafePointer(to: &clientAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                    pending.count == 1
+                        ? (sendto(descriptor, slots.baseAddress!, pending[0], 0, address, clientAddressLength) == pending[0] ? 1 : -1)
+                        : Int(pending.withUnsafeBufferPointer { lengths in
+                            drops_send_datagrams(descriptor, slots.baseAddress!.assumingMemoryBound(to: UInt8.self), slotSize,
+                                                 lengths.baseAddress, UInt32(lengths.count), address, clientAddressLength)
+                        })
+                }
             }
-            if sent == count { return true }
             let failure = errno
-            guard sent < 0, failure == EAGAIN || failure == EWOULDBLOCK || failure == ENOBUFS || failure == EINTR else {
-                let reason = sent < 0 ? String(cString: strerror(failure)) : "short send"
-                finish(.aborted("cannot send to the client: \(reason)"), context: context)
+            if result < 0, failure != EAGAIN, failure != EWOULDBLOCK, failure != ENOBUFS {
+                finish(.aborted("cannot send to the client: \(String(cString: strerror(failure)))"), context: context)
                 return false
             }
+            sent = max(0, Int(result))
+            if sent == pending.count { return true }
             sendBufferWaits += 1
         }
-        var buffer = context.channel.allocator.buffer(capacity: count)
-        buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
-        queuedInChannel += 1
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in queuedInChannel -= 1 }
-        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: promise)
+        for index in sent..<pending.count {
+            var buffer = context.channel.allocator.buffer(capacity: pending[index])
+            buffer.writeBytes(UnsafeRawBufferPointer(start: slots.baseAddress! + index * slotSize, count: pending[index]))
+            queuedInChannel += 1
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.assumeIsolated().whenComplete { [self] _ in queuedInChannel -= 1 }
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: promise)
+        }
         return true
     }
 
     /// Reads the first block of the next window ahead of its ACK. A read that fails is left
     /// to the send, which then ends the transfer with its error.
     private func prepareNextBlock() {
-        guard packetHolds == nil, let source, let packet, case let .read(transfer)? = machine, !transfer.isFinished,
+        guard packetHolds == nil, let source, let slots, case let .read(transfer)? = machine, !transfer.isFinished,
               let next = transfer.nextWindowStart else { return }
-        guard source.read(into: packet.baseAddress! + 4, offset: next.offset, length: next.length) else { return }
+        guard source.read(into: slots.baseAddress! + 4, offset: next.offset, length: next.length) else { return }
         packetHolds = next
     }
 
