@@ -275,7 +275,7 @@ final class TransferHandler: ChannelInboundHandler {
                 }
             }
             let failure = errno
-            if result < 0, failure != EAGAIN, failure != EWOULDBLOCK, failure != ENOBUFS {
+            if result < 0, failure != EAGAIN, failure != EWOULDBLOCK, failure != ENOBUFS, failure != EINTR {
                 finish(.aborted("cannot send to the client: \(String(cString: strerror(failure)))"), context: context)
                 return false
             }
