@@ -36,7 +36,9 @@ struct ServeTFTP: ParsableCommand {
             given; uploads then create new files only, up to --upload-limit bytes.
 
             One log line per finished transfer goes to standard error: client, file, options \
-            agreed, bytes, duration, throughput, outcome (--log-format json for collectors).
+            agreed, bytes, duration, throughput, retransmissions, outcome, and \
+            send-buffer-waits=N when the send buffer filled up N times (a window larger than \
+            the path to the client takes) (--log-format json for collectors).
 
             Port 69 needs root. Without it use a high port (--port 6969) or systemd socket \
             activation (services/drops-tftp.socket hands the bound socket over in LISTEN_FDS).
