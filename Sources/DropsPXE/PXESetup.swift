@@ -67,9 +67,8 @@ public struct PXESetup: Sendable {
         // GRUB 2 images name the server's address, so they are made per run: for BIOS PCs
         // when a chain asks for GRUB, and for UEFI PCs whenever a tree is a multiboot chain
         // (UEFI boots those only through GRUB), or a Linux tree has no ipxe.efi to go by.
-        if let reason = GrubNetImage.unavailableReason(for: .efiX64), trees.contains(where: { !$0.value || firmware.ipxeEFI == nil }) {
-            logger.warning("UEFI machines cannot boot multiboot chains here: \(reason)")
-        }
+        let efiGrubMissing = GrubNetImage.unavailableReason(for: .efiX64)
+        var withoutUEFI: [String] = []
         var scratch: String?
         func makeGrub(_ platform: GrubNetImage.Platform, tree: String) throws -> String {
             let folder = try scratch ?? makeScratch()
@@ -88,10 +87,13 @@ public struct PXESetup: Sendable {
                 if let reason = GrubNetImage.unavailableReason(for: .bios) { throw SetupError("--chain grub: \(reason)") }
                 profile.grubBIOS = try makeGrub(.bios, tree: name)
             }
-            if !isLinux || firmware.ipxeEFI == nil, GrubNetImage.unavailableReason(for: .efiX64) == nil {
-                profile.grubEFI = try makeGrub(.efiX64, tree: name)
+            if !isLinux || firmware.ipxeEFI == nil {
+                if efiGrubMissing == nil { profile.grubEFI = try makeGrub(.efiX64, tree: name) } else { withoutUEFI.append(name) }
             }
             profiles[name] = profile
+        }
+        if let efiGrubMissing, !withoutUEFI.isEmpty {
+            logger.warning("UEFI machines get no answer for \(withoutUEFI.sorted().joined(separator: ", ")): \(efiGrubMissing)")
         }
 
         var leases: LeasePool?
