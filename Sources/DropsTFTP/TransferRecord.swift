@@ -11,7 +11,7 @@ public struct TransferRecord: Sendable, Codable, Equatable {
     public var outcome: String
     public var retransmissions: Int
     /// Times the transfer socket's send buffer was full and DATA had to wait for it: a
-    /// window larger than the path to the client drains in time. Shown when not zero.
+    /// window larger than the path to the client can drain in time. Shown when not zero.
     public var sendBufferWaits = 0
 
     public var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
