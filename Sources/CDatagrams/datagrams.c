@@ -11,6 +11,14 @@ enum { slice = 64 };
 
 int drops_send_datagrams(int descriptor, const unsigned char *base, size_t stride, const size_t *lengths,
                          unsigned int count, const struct sockaddr *address, socklen_t address_length) {
+    /* One datagram (every lock-step client) costs less with sendto than with sendmmsg. */
+    if (count == 1) {
+        ssize_t sent;
+        do {
+            sent = sendto(descriptor, base, lengths[0], 0, address, address_length);
+        } while (sent < 0 && errno == EINTR);
+        return sent < 0 ? -1 : 1;
+    }
     struct mmsghdr messages[slice];
     struct iovec vectors[slice];
     unsigned int done = 0;

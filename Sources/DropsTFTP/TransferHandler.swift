@@ -263,15 +263,12 @@ final class TransferHandler: ChannelInboundHandler {
         defer { pending.removeAll(keepingCapacity: true) }
         var sent = 0
         if queuedInChannel == 0 {
-            // One packet (every lock-step client) costs less with sendto than with sendmmsg.
-            let result = withUnsafePointer(to: &clientAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    pending.count == 1
-                        ? (sendto(descriptor, slots.baseAddress!, pending[0], 0, address, clientAddressLength) == pending[0] ? 1 : -1)
-                        : Int(pending.withUnsafeBufferPointer { lengths in
-                            drops_send_datagrams(descriptor, slots.baseAddress!.assumingMemoryBound(to: UInt8.self), slotSize,
-                                                 lengths.baseAddress, UInt32(lengths.count), address, clientAddressLength)
-                        })
+            let result = pending.withUnsafeBufferPointer { lengths in
+                withUnsafePointer(to: &clientAddress) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        drops_send_datagrams(descriptor, slots.baseAddress!.assumingMemoryBound(to: UInt8.self), slotSize,
+                                             lengths.baseAddress, UInt32(lengths.count), $0, clientAddressLength)
+                    }
                 }
             }
             let failure = errno
