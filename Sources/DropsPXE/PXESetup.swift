@@ -67,6 +67,7 @@ public struct PXESetup: Sendable {
         // GRUB 2 images name the server's address, so they are made per run: for BIOS PCs
         // when a chain asks for GRUB, and for UEFI PCs whenever a tree is a multiboot chain
         // (UEFI boots those only through GRUB), or a Linux tree has no ipxe.efi to go by.
+        if chains.contains(.grub), let reason = GrubNetImage.unavailableReason(for: .bios) { throw SetupError("--chain grub: \(reason)") }
         let efiGrubMissing = GrubNetImage.unavailableReason(for: .efiX64)
         var withoutUEFI: [String] = []
         var scratch: String?
@@ -83,10 +84,7 @@ public struct PXESetup: Sendable {
         var profiles: [String: ServedProfile] = [:]
         for (name, isLinux) in trees {
             var profile = ServedProfile(name: name, isLinux: isLinux)
-            if chains.contains(.grub) {
-                if let reason = GrubNetImage.unavailableReason(for: .bios) { throw SetupError("--chain grub: \(reason)") }
-                profile.grubBIOS = try makeGrub(.bios, tree: name)
-            }
+            if chains.contains(.grub) { profile.grubBIOS = try makeGrub(.bios, tree: name) }
             if !isLinux || firmware.ipxeEFI == nil {
                 if efiGrubMissing == nil { profile.grubEFI = try makeGrub(.efiX64, tree: name) } else { withoutUEFI.append(name) }
             }
