@@ -174,6 +174,9 @@ public final class TFTPServer: Sendable {
     }
 
     func transferFinished(client: SocketAddress, request: TFTPPacket, _ record: TransferRecord) {
+        // The observer hears of the transfer before it stops counting as active, so one who
+        // waits for no active transfers has seen every record.
+        state.withLockedValue { $0.observer }?(record)
         let waiters = state.withLockedValue { value -> [EventLoopPromise<Void>] in
             if value.requests[client] == request { value.requests[client] = nil }
             value.active -= 1
@@ -184,7 +187,6 @@ public final class TFTPServer: Sendable {
             value.idleWaiters = []
             return waiters
         }
-        state.withLockedValue { $0.observer }?(record)
         let line = configuration.jsonLog ? record.json : record.text
         if record.outcome == "ok" { logger.notice("\(line)") } else { logger.warning("\(line)") }
         for waiter in waiters { waiter.succeed(()) }

@@ -257,6 +257,7 @@ struct DropsRun: ParsableCommand {
             log?.write(Data((line + "\n").utf8))
         })
         try? log?.close()
+        session.settleTransfers()
         try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
     }
 
