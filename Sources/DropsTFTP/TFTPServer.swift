@@ -158,6 +158,9 @@ public final class TFTPServer: Sendable {
             if activeTransfers == 0 { promise.succeed(()) }
             try? promise.futureResult.wait()
             timeout.cancel()
+            // After the grace, the transfers still running end with the event loops; a
+            // waiter left in the list would be completed then, on a loop already gone.
+            state.withLockedValue { $0.idleWaiters.removeAll { $0.futureResult == promise.futureResult } }
         }
     }
 
