@@ -65,6 +65,7 @@ struct ServeTFTP: ParsableCommand {
 
     func run() throws {
         CommandMain.bootstrapLogging(transfer.quiet ? .warning : .notice)
+        let termination = TerminationSignals()
         let configuration = transfer.configuration(host: address, port: port)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: transfer.threads)
         let server: TFTPServer
@@ -79,25 +80,30 @@ struct ServeTFTP: ParsableCommand {
             try? group.syncShutdownGracefully()
             throw CommandFailure(error.description)
         }
-        waitForTermination()
+        termination.wait()
         server.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
         try? group.syncShutdownGracefully()
     }
 }
 
-/// Blocks until SIGTERM or SIGINT arrives.
-func waitForTermination() {
-    let stop = DispatchSemaphore(value: 0)
-    var sources: [DispatchSourceSignal] = []
-    for signalNumber in [SIGTERM, SIGINT] {
-        signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler { stop.signal() }
-        source.resume()
-        sources.append(source)
+/// SIGTERM and SIGINT, caught from the moment this is made: made before the sockets are
+/// bound, so a signal that comes while the server starts still ends it cleanly.
+final class TerminationSignals {
+    private let stop = DispatchSemaphore(value: 0)
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [stop] in stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
     }
-    stop.wait()
-    withExtendedLifetime(sources) {}
+
+    /// Blocks until one of them arrives (or has arrived).
+    func wait() { stop.wait() }
 }
 
 /// systemd socket activation (sd_listen_fds): the first passed descriptor is 3.

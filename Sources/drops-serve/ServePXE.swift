@@ -98,6 +98,7 @@ struct ServePXE: ParsableCommand {
 
         var tftpConfiguration = transfer.configuration(host: setup.interface.address.description, port: tftpPort)
         tftpConfiguration.extraFiles = setup.extraFiles
+        let termination = TerminationSignals()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: transfer.threads)
         let tftp: TFTPServer
         let pxe: PXEServer
@@ -122,7 +123,7 @@ struct ServePXE: ParsableCommand {
             throw CommandFailure(error.description)
         }
         for line in setup.summary { logger.notice("\(line)") }
-        waitForTermination()
+        termination.wait()
         pxe.stop()
         tftp.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
         try? group.syncShutdownGracefully()
