@@ -61,6 +61,20 @@ public final class ChildProcess: @unchecked Sendable {
         return value
     }
 
+    /// Waits up to `seconds` for the exit and returns its status; a child still running
+    /// then is killed, and the result is nil, so a test fails instead of hanging.
+    public func wait(seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while isRunning {
+            guard Date() < deadline else {
+                stop(SIGKILL)
+                return nil
+            }
+            usleep(20_000)
+        }
+        return wait()
+    }
+
     public var isRunning: Bool {
         guard status == nil else { return false }
         var raw: Int32 = 0

@@ -31,7 +31,8 @@ struct LabBootTests {
         return work.path + "/out"
     }
 
-    func serve(_ lab: LabNetwork, root: String, hosts: String?, arguments: [String] = [], log: String = "pxe") throws {
+    @discardableResult
+    func serve(_ lab: LabNetwork, root: String, hosts: String?, arguments: [String] = [], log: String = "pxe") throws -> ChildProcess {
         let serve = try #require(CommandLineTests.executable("drops-serve"))
         var command = [serve, "pxe", "--interface", "br0", "--root", root]
         if let hosts {
@@ -39,8 +40,9 @@ struct LabBootTests {
             try hosts.write(toFile: path, atomically: true, encoding: .utf8)
             command += ["--hosts", path]
         }
-        try lab.start(in: lab.lab, command + arguments, log: log)
+        let child = try lab.start(in: lab.lab, command + arguments, log: log)
         try #require(lab.waitFor("serving profiles", in: log), "drops-serve pxe did not start: \(lab.log(log))")
+        return child
     }
 
     func boot(_ lab: LabNetwork, tree: String, _ arguments: [String]) throws -> DropsRunTool.Result {
@@ -180,7 +182,7 @@ struct LabBootTests {
         let lab = try LabNetwork(taps: 1, siteDHCP: false)
         let leases = lab.work.path + "/leases"
         let arguments = ["--default-profile", "selftest", "--dhcp-range", "10.77.0.150-10.77.0.160", "--lease-file", leases]
-        try serve(lab, root: root, hosts: nil, arguments: arguments, log: "pxe-first")
+        let first = try serve(lab, root: root, hosts: nil, arguments: arguments, log: "pxe-first")
         let run = try boot(lab, tree: root + "/selftest", ["--tap-device", "tap0", "--mac", "52:54:00:77:00:05"])
         #expect(run.status == 0, "\(run.stderr.suffix(3000))")
         #expect(lab.log("pxe-first").contains("52:54:00:77:00:05 host=- arch=\"x86 BIOS, iPXE\" DHCPDISCOVER port 67: offer 10.77.0.150, boot selftest/boot.ipxe"),
@@ -188,8 +190,8 @@ struct LabBootTests {
         let kept = (try? String(contentsOfFile: leases, encoding: .utf8)) ?? ""
         #expect(kept.contains(" 52:54:00:77:00:05 10.77.0.150\n"), "\(kept)")
 
-        try lab.run(["pkill", "-f", "drops-serve pxe --interface br0 --root \(root)"], in: lab.lab)
-        usleep(500_000)
+        // Stopped and reaped: its ports are free before the second one binds them.
+        first.stop()
         try serve(lab, root: root, hosts: nil, arguments: arguments, log: "pxe-second")
         try lab.run(["ip", "-n", lab.lab, "link", "add", "client0", "type", "veth", "peer", "name", "client0-br"])
         try lab.run(["ip", "-n", lab.lab, "link", "set", "client0-br", "master", "br0", "up"])
@@ -206,12 +208,12 @@ struct LabBootTests {
         try lab.start(in: lab.lab, ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
                                     "--dhcp-range=10.77.0.100,10.77.0.110,1h", "--dhcp-leasefile=\(lab.work.path)/other.leases",
                                     "--pid-file=\(lab.work.path)/other.pid", "--user=root"], log: "other")
-        usleep(700_000)
+        try #require(lab.waitForUDPPort(67), "dnsmasq did not take port 67: \(lab.log("other"))")
         let serve = try #require(CommandLineTests.executable("drops-serve"))
         let output = lab.work.path + "/refused.out"
         let child = try ChildProcess(["/usr/sbin/ip", "netns", "exec", lab.lab, serve, "pxe", "--interface", "br0", "--root", root,
                                       "--default-profile", "selftest", "--tftp-port", "6969"], output: output, errors: output)
-        #expect(child.wait() == 1)
+        #expect(child.wait(seconds: 60) == 1, "drops-serve did not refuse the taken port")
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(text.contains("drops-serve: error: cannot listen on UDP port 67 of br0: the port is in use"), "\(text)")
         #expect(!text.contains("serving profiles"))
