@@ -12,7 +12,8 @@ import Testing
         var random = SplitMix64(seed: 1350)
         let original = random.bytes(10 * 1024 + 17)
         folder.write("root/file", original)
-        try withServer(root: folder.path + "/root") { server in
+        // Packet by packet: no retransmission may come between a test step and the next.
+        try withServer(root: folder.path + "/root", configure: { $0.limits.timeoutNanoseconds = 30_000_000_000 }) { server in
             let owner = try RawClient()
             let oack = try owner.ask(TFTPPacket.readRequest(filename: "file", mode: .octet,
                                                             options: [TFTPOption("blksize", "1024")]).encoded(), port: server.port)
