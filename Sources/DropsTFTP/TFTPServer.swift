@@ -152,16 +152,22 @@ public final class TFTPServer: Sendable {
         try? listener?.close().wait()
         if active > 0 {
             logger.notice("waiting up to \(grace.nanoseconds / 1_000_000_000) s for \(active) transfer(s) to finish")
-            let promise = group.next().makePromise(of: Void.self)
-            state.withLockedValue { $0.idleWaiters.append(promise) }
-            let timeout = group.next().scheduleTask(in: grace) { promise.succeed(()) }
-            if activeTransfers == 0 { promise.succeed(()) }
-            try? promise.futureResult.wait()
-            timeout.cancel()
-            // After the grace, the transfers still running end with the event loops; a
-            // waiter left in the list would be completed then, on a loop already gone.
-            state.withLockedValue { $0.idleWaiters.removeAll { $0.futureResult == promise.futureResult } }
+            waitUntilIdle(upTo: grace)
         }
+    }
+
+    /// Blocks until no transfer is running or `limit` has passed. Every record of a transfer
+    /// that ended by then has reached the observer.
+    public func waitUntilIdle(upTo limit: TimeAmount) {
+        let promise = group.next().makePromise(of: Void.self)
+        state.withLockedValue { $0.idleWaiters.append(promise) }
+        let timeout = group.next().scheduleTask(in: limit) { promise.succeed(()) }
+        if activeTransfers == 0 { promise.succeed(()) }
+        try? promise.futureResult.wait()
+        timeout.cancel()
+        // Transfers still running may end later, even with the event loops; a waiter left in
+        // the list would be completed then, on a loop that may be gone.
+        state.withLockedValue { $0.idleWaiters.removeAll { $0.futureResult == promise.futureResult } }
     }
 
     // MARK: - bookkeeping used by the handlers

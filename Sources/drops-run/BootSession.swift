@@ -233,13 +233,11 @@ final class BootSession: Sendable {
         }
     }
 
-    /// Gives transfers still running when the run ends up to `seconds` to finish, so the
+    /// Gives transfers still running when the run ends up to 2 s to finish, so the
     /// report sees them: the guest may boot and print before our server has the ACK of the
     /// last module's last block (they travel separately through QEMU).
-    func settleTransfers(upTo seconds: Double = 2) {
-        guard let (server, _) = server else { return }
-        let deadline = Date().addingTimeInterval(seconds)
-        while server.activeTransfers > 0 && Date() < deadline { usleep(10_000) }
+    func settleTransfers() {
+        server?.0.waitUntilIdle(upTo: .seconds(2))
     }
 
     func close() {
