@@ -90,7 +90,6 @@ final class LabNetwork {
 
     func log(_ name: String) -> String { (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? "" }
 
-    /// Waits until `text` shows up in a log, or the time is over.
     /// Waits until a process in the lab namespace listens on UDP `port`.
     func waitForUDPPort(_ port: Int, seconds: Double = 20) -> Bool {
         let end = Date().addingTimeInterval(seconds)
@@ -101,6 +100,7 @@ final class LabNetwork {
         return false
     }
 
+    /// Waits until `text` shows up in a log, or the time is over.
     func waitFor(_ text: String, in name: String, seconds: Double = 20) -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
