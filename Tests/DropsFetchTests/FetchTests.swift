@@ -19,15 +19,7 @@ func sha256Hex(_ bytes: [UInt8]) -> String {
 /// Runs a program to completion; its exit status.
 @discardableResult
 func run(_ arguments: [String], in folder: String? = nil) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return process.terminationStatus
+    try ChildProcess.run(["/usr/bin/env"] + arguments, directory: folder).status
 }
 
 /// A folder with components, a cache, and a resolver over that cache.

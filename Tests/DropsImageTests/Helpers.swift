@@ -56,16 +56,9 @@ func entries(_ folder: String) -> [String] {
 
 /// SHA-256 of files computed by coreutils, an oracle independent of the code under test.
 func coreutilsSHA256(_ paths: [String]) throws -> [String: String] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = paths
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let output = try ChildProcess.run(["/usr/bin/sha256sum"] + paths).stdout
     var result: [String: String] = [:]
-    for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+    for line in output.split(separator: "\n") {
         let parts = line.split(separator: " ", maxSplits: 1)
         guard parts.count == 2 else { continue }
         result[String(parts[1].drop(while: { $0 == " " || $0 == "*" }))] = String(parts[0])

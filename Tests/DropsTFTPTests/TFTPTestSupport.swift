@@ -94,33 +94,10 @@ struct ProcessResult {
     var output: String
 }
 
-/// Runs a program under a watchdog; output goes to a file, as a chatty client could block on a full pipe.
+/// Runs a program under a watchdog: killed after `timeout` seconds, reported as hung.
 func runProcess(_ executable: String, _ arguments: [String], timeout: Double) throws -> ProcessResult {
-    let logFile = FileManager.default.temporaryDirectory.path + "/drops-client-\(UUID().uuidString.prefix(8)).log"
-    _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: logFile) }
-    let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-    defer { try? log.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = log
-    process.standardError = log
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-    try process.run()
-    var timedOut = false
-    if exited.wait(timeout: .now() + timeout) == .timedOut {
-        timedOut = true
-        process.terminate()
-        if exited.wait(timeout: .now() + 2) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            exited.wait()
-        }
-    }
-    let output = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
-    return ProcessResult(status: process.terminationStatus, timedOut: timedOut, output: output)
+    let result = try ChildProcess.run([executable] + arguments, timeout: timeout)
+    return ProcessResult(status: result.status, timedOut: result.timedOut, output: result.stdout + result.stderr)
 }
 
 // MARK: - files

@@ -11,16 +11,24 @@ public final class ChildProcess: @unchecked Sendable {
     private var status: Int32?
 
     /// Starts `arguments[0]` (an absolute path) with standard output and error sent to the
-    /// given files (default /dev/null) and standard input from /dev/null.
+    /// given files (default /dev/null; one file when both name the same) and standard input
+    /// from /dev/null, in `directory` when given.
     /// `environment` adds to (or, with an empty value, removes from) this process's environment.
     public init(_ arguments: [String], output: String = "/dev/null", errors: String = "/dev/null",
-                environment: [String: String] = [:]) throws {
+                environment: [String: String] = [:], directory: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if errors == output {
+            // Two opens of one file would each write from offset 0 over the other's lines.
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
+        // Glibc's Swift module does not export posix_spawn_file_actions_addchdir_np: env -C.
+        let arguments = directory.map { ["/usr/bin/env", "-C", $0] + arguments } ?? arguments
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var merged = ProcessInfo.processInfo.environment
@@ -91,5 +99,28 @@ public final class ChildProcess: @unchecked Sendable {
         guard isRunning else { return }
         kill(pid, signal)
         wait()
+    }
+
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        /// True when the child ran past its time and was killed.
+        public var timedOut: Bool
+    }
+
+    /// Runs a program to its end with its output captured through files (a chatty child
+    /// never blocks on a full pipe), killing it after `timeout` seconds.
+    public static func run(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:],
+                           timeout: Double = 600) throws -> Result {
+        let base = FileManager.default.temporaryDirectory.path + "/drops-child-\(UUID().uuidString.prefix(8))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        let child = try ChildProcess(arguments, output: base + ".out", errors: base + ".err", environment: environment, directory: directory)
+        let status = child.wait(seconds: timeout)
+        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        return Result(status: status ?? child.wait(), stdout: read(base + ".out"), stderr: read(base + ".err"), timedOut: status == nil)
     }
 }

@@ -22,25 +22,12 @@ import Testing
 
     func run(_ name: String, _ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Run {
         let path = try #require(Self.executable(name), "build the tools first (make build)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env["DROPS_SEARCH_PATH"] = nil
-        env["DROPS_PROFILES_DIR"] = nil
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
+        // The variables a user may have set are removed (an empty value removes).
+        var merged = ["DROPS_SEARCH_PATH": "", "DROPS_PROFILES_DIR": ""]
+        for (key, value) in environment { merged[key] = value }
+        let result = try ChildProcess.run([path] + arguments, directory: directory, environment: merged)
+        #expect(!result.timedOut, "\(name) \(arguments) ran past its time")
+        return Run(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 
     /// A work folder with profiles/, fake components and an existing out/NAME tree with a marker.
@@ -188,11 +175,8 @@ import Testing
         #expect(try String(contentsOfFile: work.path + "/profiles/quiet.toml", encoding: .utf8).contains("line 2: timeout 3:"))
         // The components come out of a tar.xz given with --source; nothing in the search path.
         let archive = work.path + "/components.tar.xz"
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/bsdtar")
-        tar.arguments = ["-c", "-J", "-f", archive, "-C", components, "rmgr", "fiasco", "sigma0", "vmlinuz"]
-        try tar.run()
-        tar.waitUntilExit()
+        let tar = try ChildProcess.run(["/usr/bin/bsdtar", "-c", "-J", "-f", archive, "-C", components, "rmgr", "fiasco", "sigma0", "vmlinuz"])
+        #expect(tar.status == 0, "\(tar.stderr)")
         let cache = work.path + "/cache"
         let built = try run("drops-build", ["profile", "mine", "--source", archive, "--json"], in: work.path,
                             environment: ["DROPS_CACHE_DIR": cache])
