@@ -120,7 +120,7 @@ public final class TFTPServer: Sendable {
     private func register(_ channel: Channel) -> SocketAddress {
         state.withLockedValue { $0.listener = channel }
         let address = channel.localAddress!
-        logger.notice("serving \(resolver.realRoot) over TFTP on \(address)")
+        logger.notice("serving \(resolver.realRoot) over TFTP on \(address.hostAndPort)")
         return address
     }
 
@@ -221,7 +221,7 @@ final class RequestHandler: ChannelInboundHandler {
         do {
             request = try TFTPPacket.decode(bytes)
         } catch {
-            server.logger.warning("malformed request from \(client): \(error)")
+            server.logger.warning("malformed request from \(client.hostAndPort): \(error)")
             reply(context: context, to: client, .error(code: .illegalOperation, message: "malformed request: \(error)"))
             return
         }
@@ -249,7 +249,7 @@ final class RequestHandler: ChannelInboundHandler {
         let receiveCapacity: Int
         if case .writeRequest = request { receiveCapacity = TFTPPacket.maxBlockSize + 64 } else { receiveCapacity = 1024 }
         let noSocket = { @Sendable (error: Error) in
-            server.transferFinished(client: client, request: request, TransferRecord(client: "\(client)", direction: "?", file: "", options: "", bytes: 0,
+            server.transferFinished(client: client, request: request, TransferRecord(client: client.hostAndPort, direction: "?", file: "", options: "", bytes: 0,
                                                    seconds: 0, outcome: "no transfer socket: \(error)", retransmissions: 0))
         }
         let descriptor: CInt
@@ -300,5 +300,16 @@ extension TFTPPacket {
         var buffer = allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         return AddressedEnvelope(remoteAddress: address, data: buffer)
+    }
+}
+
+extension SocketAddress {
+    /// `192.0.2.1:69` or `[2001:db8::1]:69`, as people write addresses (NIO's own description
+    /// reads `[IPv4]192.0.2.1/192.0.2.1:69`).
+    public var hostAndPort: String {
+        let host = ipAddress ?? "?"
+        let port = port ?? 0
+        if case .v6 = self { return "[\(host)]:\(port)" }
+        return "\(host):\(port)"
     }
 }

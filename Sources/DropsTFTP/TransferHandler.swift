@@ -347,7 +347,7 @@ final class TransferHandler: ChannelInboundHandler {
         source = nil
         let seconds = Double(Self.now() - started) / 1e9
         server.transferFinished(client: client, request: request, TransferRecord(
-            client: "\(client.ipAddress ?? "?"):\(client.port ?? 0)", direction: direction, file: file,
+            client: client.hostAndPort, direction: direction, file: file,
             options: optionsSummary, bytes: bytes, seconds: seconds, outcome: outcome.summary,
             retransmissions: retransmissions, sendBufferWaits: sendBufferWaits))
         context.close(promise: nil)

@@ -30,6 +30,21 @@ import Glibc
 
     func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
+    /// The port of a server started with --port 0, from its first line
+    /// (`serving ROOT over TFTP on 127.0.0.1:PORT`).
+    func announcedPort(_ server: ChildProcess, log: String) throws -> Int {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && server.isRunning {
+            if let line = text(log).split(separator: "\n").first(where: { $0.hasPrefix("serving ") }),
+               let port = line.split(separator: ":").last.flatMap({ Int($0) }) {
+                #expect(line.hasSuffix(" over TFTP on 127.0.0.1:\(port)"), "\(line)")
+                return port
+            }
+            usleep(20_000)
+        }
+        throw NSError(domain: "ServeCommandTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "drops-serve named no port: \(text(log))"])
+    }
+
     /// Fetches with curl, retrying while the server starts.
     func fetch(port: Int, name: String, to output: String) -> Bool {
         for _ in 0..<50 {
@@ -43,11 +58,11 @@ import Glibc
     @Test func servesLogsEachTransferAndStopsCleanlyOnSIGTERM() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "curl is needed (make deps)")
         let folder = tree()
-        let port = try Self.freePort()
         let errors = folder.path + "/serve.err"
-        let server = try start(["tftp", "--root", folder.path + "/root", "--address", "127.0.0.1", "--port", String(port),
+        let server = try start(["tftp", "--root", folder.path + "/root", "--address", "127.0.0.1", "--port", "0",
                                 "--strip-prefix", "/tftpboot/jork"], log: errors)
         defer { server.stop(SIGKILL) }
+        let port = try announcedPort(server, log: errors)
         #expect(fetch(port: port, name: "/tftpboot/jork/l4env/bin/fiasco", to: folder.path + "/got"))
         #expect(FileManager.default.contents(atPath: folder.path + "/got") == Data(repeating: 0x5A, count: 300_000))
         kill(server.pid, SIGTERM)
@@ -61,11 +76,11 @@ import Glibc
     @Test func jsonLogLinesParse() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "curl is needed (make deps)")
         let folder = tree()
-        let port = try Self.freePort()
         let errors = folder.path + "/serve.err"
-        let server = try start(["tftp", "--root", folder.path + "/root", "--address", "127.0.0.1", "--port", String(port),
+        let server = try start(["tftp", "--root", folder.path + "/root", "--address", "127.0.0.1", "--port", "0",
                                 "--log-format", "json"], log: errors)
         defer { server.stop(SIGKILL) }
+        let port = try announcedPort(server, log: errors)
         #expect(fetch(port: port, name: "l4env/bin/fiasco", to: folder.path + "/got"))
         kill(server.pid, SIGINT)
         #expect(server.wait(seconds: 15) == 0)
