@@ -189,8 +189,8 @@ public final class LossyRelay: @unchecked Sendable {
     private let wakeWrite: CInt
     private let done = DispatchSemaphore(value: 0)
 
+    private let seed: UInt64
     // Touched only by the relay thread.
-    private var random: SplitMix64
     private var sessions: [Endpoint: Session] = [:]
     private var queue: [Outgoing] = []
     private var queueHead = 0
@@ -215,6 +215,11 @@ public final class LossyRelay: @unchecked Sendable {
     final class Link {
         var held: Outgoing?
         var heldSince: UInt64 = 0
+        /// Names the link in the fate of its packets: the session's number and the direction.
+        let identity: UInt64
+        /// How many copies of each packet (by its fingerprint) this link has seen.
+        var copies: [UInt64: UInt64] = [:]
+        init(identity: UInt64) { self.identity = identity }
     }
 
     final class Session {
@@ -222,11 +227,13 @@ public final class LossyRelay: @unchecked Sendable {
         let upstream: UDPSocket
         /// Server source port to the relay socket that speaks for it towards the client.
         var mirrors: [UInt16: UDPSocket] = [:]
-        let toServer = Link()
-        let toClient = Link()
-        init(client: sockaddr_in, upstream: UDPSocket) {
+        let toServer: Link
+        let toClient: Link
+        init(client: sockaddr_in, upstream: UDPSocket, number: UInt64) {
             self.client = client
             self.upstream = upstream
+            toServer = Link(identity: number << 1)
+            toClient = Link(identity: number << 1 | 1)
         }
     }
 
@@ -234,7 +241,8 @@ public final class LossyRelay: @unchecked Sendable {
     ///   - target: the server's request port on 127.0.0.1.
     ///   - drop, duplicate, reorder: shares (0...1) of packets lost, sent twice, or sent after the next one.
     ///   - delayMicroseconds: added to every packet in each direction (the RTT grows by twice it).
-    ///   - seed: the generator's seed, so a run's choices can be replayed.
+    ///   - seed: with the packet, decides each packet's fate, so a run's choices can be replayed
+    ///     (see `roll`).
     ///   - reorderHoldMicroseconds: when a held packet is released if none follows, so reordering never becomes loss.
     public init(target: Int, drop: Double = 0, duplicate: Double = 0, reorder: Double = 0,
                 delayMicroseconds: Int = 0, seed: UInt64 = 42, reorderHoldMicroseconds: Int = 20_000) throws {
@@ -245,7 +253,7 @@ public final class LossyRelay: @unchecked Sendable {
         self.reorder = reorder
         self.delayMicroseconds = delayMicroseconds
         self.reorderHoldMicroseconds = reorderHoldMicroseconds
-        random = SplitMix64(seed: seed)
+        self.seed = seed
         front = try UDPSocket()
         port = Int(front.port)
         var ends: [CInt] = [0, 0]
@@ -363,7 +371,7 @@ public final class LossyRelay: @unchecked Sendable {
             session = existing
         } else {
             guard let upstream = try? UDPSocket() else { return }
-            session = Session(client: source, upstream: upstream)
+            session = Session(client: source, upstream: upstream, number: UInt64(sessions.count))
             sessions[key] = session
             count { $0.sessions += 1 }
         }
@@ -387,10 +395,34 @@ public final class LossyRelay: @unchecked Sendable {
         pass(Outgoing(due: 0, socket: socket, destination: session.client, bytes: bytes), on: session.toClient)
     }
 
+    /// A number in 0..<1 that depends only on the seed, the link, the packet's first bytes
+    /// (for TFTP: opcode and block, or the request) and how many copies of the same packet
+    /// the link saw before. Which side's timer sends a copy first may change from run to run;
+    /// what happens to the first, second, ... copy of a block does not.
+    static func roll(seed: UInt64, fingerprint: UInt64, copy: UInt64) -> Double {
+        var generator = SplitMix64(seed: seed ^ fingerprint &* 0x9E37_79B9_7F4A_7C15 ^ copy)
+        return generator.unit()
+    }
+
+    /// FNV-1a over the link and the packet's first 64 bytes.
+    static func fingerprint(link: UInt64, packet: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in withUnsafeBytes(of: link.littleEndian, Array.init) + packet.prefix(64) {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
     /// Decides the packet's fate with one roll: drop, duplicate, hold back, or pass.
     private func pass(_ packet: Outgoing, on link: Link) {
         let now = monotonicNanoseconds()
-        let roll = random.unit()
+        var roll = 1.0
+        if drop + duplicate + reorder > 0 {
+            let key = Self.fingerprint(link: link.identity, packet: packet.bytes)
+            let copy = link.copies[key, default: 0]
+            link.copies[key] = copy + 1
+            roll = Self.roll(seed: seed, fingerprint: key, copy: copy)
+        }
         if roll < drop {
             count { $0.dropped += 1 }
             return
