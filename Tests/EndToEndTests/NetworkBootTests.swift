@@ -43,12 +43,9 @@ enum DropsRunTool {
     /// (drops-run inside `ip netns exec`, for instance).
     static func run(_ arguments: [String], environment: [String: String] = ["DROPS_KVM": "off"], direct: Bool = false) throws -> Result {
         let tool = try #require(CommandLineTests.executable("drops-run"), "build the tools first (make build)")
-        let scratch = TemporaryDirectory("drops-run-out")
-        let out = scratch.path + "/stdout", err = scratch.path + "/stderr"
-        let child = try ChildProcess(direct ? arguments : [tool] + arguments, output: out, errors: err, environment: environment)
-        let status = child.wait()
-        return Result(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+        let run = try ChildProcess.run(direct ? arguments : [tool] + arguments, environment: environment)
+        #expect(!run.timedOut, "drops-run ran past its time: \(run.stderr.suffix(3000))")
+        return Result(status: run.status, stdout: run.stdout, stderr: run.stderr)
     }
 }
 
