@@ -92,19 +92,19 @@ final class LabNetwork {
 
     /// Waits until a process in the lab namespace listens on UDP `port`.
     func waitForUDPPort(_ port: Int, seconds: Double = 20) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if let listening = try? run(["ss", "-H", "-l", "-u", "-n", "sport = :\(port)"], in: lab), !listening.isEmpty { return true }
-            usleep(100_000)
-        }
-        return false
+        poll(seconds: seconds) { (try? run(["ss", "-H", "-l", "-u", "-n", "sport = :\(port)"], in: lab))?.isEmpty == false }
     }
 
     /// Waits until `text` shows up in a log, or the time is over.
     func waitFor(_ text: String, in name: String, seconds: Double = 20) -> Bool {
+        poll(seconds: seconds) { log(name).contains(text) }
+    }
+
+    /// Checks `condition` every 100 ms until it holds (true) or `seconds` have passed (false).
+    private func poll(seconds: Double, _ condition: () -> Bool) -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
-            if log(name).contains(text) { return true }
+            if condition() { return true }
             usleep(100_000)
         }
         return false
