@@ -62,6 +62,23 @@ public enum BootPathAnalysis {
                             reason: "grub.cfg is written; GRUB 2's network images name the server, so they are made per run (drops-run --chain grub, and drops-serve pxe for BIOS and UEFI PCs), the tree holds none" + rewriting))
         result.append(.init(name: "grub-legacy", entry: GrubLegacyMenu.fileName, usable: false,
                             reason: "menu.lst is written for a GRUB legacy netboot loader of your own (it passes `(nd)PATH args`); no such loader is shipped"))
+        if let configuration = menu.rootTaskConfiguration {
+            for index in result.indices {
+                result[index].configuration = describe(configuration, rewrittenByGRUB2: result[index].name == "grub2")
+            }
+        }
         return result
+    }
+
+    /// What the root task's configuration looks like when it arrives on one boot path.
+    static func describe(_ configuration: RootTaskConfiguration, rewrittenByGRUB2: Bool) -> String {
+        if let module = configuration.module {
+            return "\(module) (\(configuration.header)) through -configfile: \(configuration.owner) reads it unchanged"
+        }
+        let changed = configuration.text.contains { RootTaskConfiguration.rewrittenByGRUB2.contains($0) }
+        if rewrittenByGRUB2 && changed {
+            return "on \(configuration.owner)'s command line with a backslash before each quote and backslash, which its configuration parser refuses; config_delivery = \"auto\" or \"module\" delivers it as a file"
+        }
+        return "on \(configuration.owner)'s command line, unchanged"
     }
 }

@@ -24,6 +24,8 @@ public struct BootMenu: Sendable, Equatable {
     public var modules: [Image]
     /// `${server_ip}` when the profile has one: the host in the URIs iPXE builds.
     public var serverIP: String?
+    /// The root task's configuration and how it is delivered, when there is one.
+    public var rootTaskConfiguration: RootTaskConfiguration?
 
     public init(plan: BuildPlan) {
         func image(_ c: PlannedComponent) -> Image {
@@ -40,6 +42,7 @@ public struct BootMenu: Sendable, Equatable {
         firstStage = image(plan.firstStage)
         linux = plan.firstStage.role == .linux
         modules = plan.bootModules.map(image)
+        rootTaskConfiguration = plan.rootTaskConfiguration
     }
 
     /// The path of a tree file as an absolute path on the TFTP server.

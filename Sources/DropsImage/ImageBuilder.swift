@@ -74,7 +74,8 @@ public struct ImageBuilder: Sendable {
             variables: plan.variables, firstStage: firstStage, modules: modules,
             runtimeFiles: runtimeFiles,
             bootPaths: BootPathAnalysis.paths(menu: menu, supportFiles: supportFiles),
-            milestones: plan.milestones,
+            milestones: plan.milestones, failures: plan.failures,
+            rootTaskConfiguration: plan.rootTaskConfiguration,
             files: try TreeScanner.files(in: root, known: ([firstStage] + modules + runtimeFiles).map {
                 Manifest.File(path: $0.path, size: $0.size, sha256: $0.sha256)
             }))

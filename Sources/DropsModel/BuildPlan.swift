@@ -77,6 +77,10 @@ public struct BuildPlan: Sendable {
     public var omitted: [String]
     /// The profile files, outermost first, with their text.
     public var sources: [(path: String, text: String)]
+    /// The root task's configuration and how it is delivered, when it has one.
+    public var rootTaskConfiguration: RootTaskConfiguration?
+    /// Console lines that end a run at once as a failure.
+    public var failures: [FailurePattern] = []
 
     public init(profileName: String, description: String, api: API, arch: Architecture, variables: [String: String],
                 firstStage: PlannedComponent, modules: [PlannedComponent], milestones: [Milestone],

@@ -63,12 +63,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var entry: String
         public var usable: Bool
         public var reason: String
+        /// How the root task's configuration arrives on this path, when the profile has one.
+        public var configuration: String?
 
-        public init(name: String, entry: String, usable: Bool, reason: String) {
+        public init(name: String, entry: String, usable: Bool, reason: String, configuration: String? = nil) {
             self.name = name
             self.entry = entry
             self.usable = usable
             self.reason = reason
+            self.configuration = configuration
         }
     }
 
@@ -96,13 +99,18 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var runtimeFiles: [Module]
     public var bootPaths: [BootPath]
     public var milestones: [Milestone]
+    /// Console lines that end a run at once as a failure (absent in trees of older versions).
+    public var failures: [FailurePattern]?
+    /// The root task's configuration and how the tree delivers it, when it has one.
+    public var rootTaskConfiguration: RootTaskConfiguration?
     public var files: [File]
 
     public static let fileName = "manifest.json"
 
     public init(format: Int, tool: String, profile: ProfileInfo, variables: [String: String],
                 firstStage: Module, modules: [Module], runtimeFiles: [Module], bootPaths: [BootPath],
-                milestones: [Milestone], files: [File]) {
+                milestones: [Milestone], failures: [FailurePattern]? = nil,
+                rootTaskConfiguration: RootTaskConfiguration? = nil, files: [File]) {
         self.format = format
         self.tool = tool
         self.profile = profile
@@ -112,6 +120,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.runtimeFiles = runtimeFiles
         self.bootPaths = bootPaths
         self.milestones = milestones
+        self.failures = failures
+        self.rootTaskConfiguration = rootTaskConfiguration
         self.files = files
     }
 

@@ -48,10 +48,15 @@ public enum Planner {
                 omitted.append(spec.name)
             }
         }
-        let plan = BuildPlan(
+        var plan = BuildPlan(
             profileName: profile.name, description: profile.description, api: profile.api,
             arch: profile.arch, variables: scope.values, firstStage: firstStage, modules: modules,
             milestones: profile.milestones, searchPath: folders, omitted: omitted, sources: profile.sources)
+        plan.failures = profile.failures
+        // The order rules hold for the chain as written; the configuration module then goes
+        // where they say -configfile takes it, and the result is checked again.
+        try RuleChecker.check(plan)
+        try deliverConfiguration(&plan, mode: profile.configDelivery)
         try RuleChecker.check(plan)
         return plan
     }

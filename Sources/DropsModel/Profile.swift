@@ -71,6 +71,21 @@ public struct Milestone: Sendable, Equatable, Codable {
     }
 }
 
+/// A serial-console line that means the boot failed: the run ends at once with its verdict.
+public struct FailurePattern: Sendable, Equatable, Codable {
+    public var pattern: String
+    /// True for a regular expression, false for plain text found anywhere in a line.
+    public var regex: Bool
+    /// What a match means, for people ("kernel debugger entered").
+    public var verdict: String
+
+    public init(pattern: String, regex: Bool = false, verdict: String) {
+        self.pattern = pattern
+        self.regex = regex
+        self.verdict = verdict
+    }
+}
+
 /// A variable value and where it was defined.
 public struct Variable: Sendable, Equatable {
     public var value: String
@@ -94,6 +109,8 @@ public struct ProfileFile: Sendable {
     public var origins: [ComponentOrigin] = []
     public var remove: [(name: String, location: SourceLocation)] = []
     public var milestones: [Milestone]?
+    public var failures: [FailurePattern]?
+    public var configDelivery: ConfigDelivery?
     public var variables: [String: Variable] = [:]
     public var loader: ModuleSpec?
     public var modules: [ModuleSpec] = []
@@ -119,6 +136,10 @@ public struct Profile: Sendable {
     /// Archives and archive URLs searched for components not found in the folders.
     public var origins: [ComponentOrigin]
     public var milestones: [Milestone]
+    /// Console lines that end a run as a failure: the profile's `failures`, else the API's defaults.
+    public var failures: [FailurePattern]
+    /// How the root task's configuration is delivered (`config_delivery`, default auto).
+    public var configDelivery: ConfigDelivery
     public var variables: [String: Variable]
     public var loader: ModuleSpec
     public var modules: [ModuleSpec]

@@ -1,8 +1,10 @@
+import Foundation
+
 /// Turns one profile file's text into a `ProfileFile`, checking every key and type and
 /// naming file:line:column for each problem.
 public enum ProfileDecoder {
     static let topKeys = ["description", "api", "arch", "include", "search_path", "sources", "remove",
-                          "milestones", "variables", "loader", "module"]
+                          "milestones", "failures", "config_delivery", "variables", "loader", "module"]
     static let moduleKeys = ["name", "role", "file", "args", "optional", "inspect", "delivery", "ramdisk",
                              "modaddr", "content", "after", "before", "archive", "url", "sha256", "member"]
 
@@ -34,6 +36,10 @@ public enum ProfileDecoder {
                 file.remove = try strings(value, key: key, at: at).map { ($0, at) }
             case "milestones":
                 file.milestones = try milestones(value, at: at)
+            case "failures":
+                file.failures = try failures(value, at: at)
+            case "config_delivery":
+                file.configDelivery = try enumValue(value, key: key, at: at)
             case "variables":
                 guard case let .table(vars) = value else {
                     throw .invalidValue(at, key: key, message: "must be a table ([variables]), found \(value.typeName)")
@@ -250,6 +256,47 @@ public enum ProfileDecoder {
             }
         }
         return result
+    }
+
+    /// `failures = ["text", { pattern = "…", regex = true, verdict = "…" }]`.
+    static func failures(_ node: TOMLNode, at: SourceLocation) throws(ModelError) -> [FailurePattern] {
+        let shape = "each failure is a string or { pattern = \"…\", regex = true|false, verdict = \"what it means\" }"
+        guard case let .array(items) = node else {
+            throw .invalidValue(at, key: "failures", message: "must be an array, found \(node.typeName)")
+        }
+        var result: [FailurePattern] = []
+        for item in items {
+            switch item {
+            case let .string(pattern) where !pattern.isEmpty:
+                result.append(FailurePattern(pattern: pattern, verdict: "failure pattern matched"))
+            case let .table(entries):
+                var failure = FailurePattern(pattern: "", verdict: "failure pattern matched")
+                for (key, value) in entries {
+                    switch (key, value) {
+                    case let ("pattern", .string(s)): failure.pattern = s
+                    case let ("regex", .boolean(b)): failure.regex = b
+                    case let ("verdict", .string(s)) where !s.isEmpty: failure.verdict = s
+                    default:
+                        throw .invalidValue(at, key: "failures", message: "\(shape); '\(key)' is not understood here")
+                    }
+                }
+                guard !failure.pattern.isEmpty else {
+                    throw .invalidValue(at, key: "failures", message: "each failure needs a non-empty pattern")
+                }
+                if failure.regex, let problem = regexProblem(failure.pattern) {
+                    throw .invalidValue(at, key: "failures", message: "'\(failure.pattern)' is not a valid regular expression: \(problem)")
+                }
+                result.append(failure)
+            default:
+                throw .invalidValue(at, key: "failures", message: "\(shape), found \(item.typeName)")
+            }
+        }
+        return result
+    }
+
+    static func regexProblem(_ pattern: String) -> String? {
+        do { _ = try NSRegularExpression(pattern: pattern) } catch { return error.localizedDescription }
+        return nil
     }
 
     static func string(_ node: TOMLNode, key: String, at: SourceLocation) throws(ModelError) -> String {

@@ -62,6 +62,8 @@ public struct ProfileLoader: Sendable {
         var searchPath: [String] = []
         var origins: [ComponentOrigin] = []
         var milestones: [Milestone] = []
+        var failures: [FailurePattern]?
+        var configDelivery = ConfigDelivery.auto
         var variables: [String: Variable] = [:]
         var loader: ModuleSpec?
         var modules: [ModuleSpec] = []
@@ -73,6 +75,8 @@ public struct ProfileLoader: Sendable {
             searchPath = file.searchPath + searchPath
             origins = file.origins + origins
             if let v = file.milestones { milestones = v }
+            if let v = file.failures { failures = v }
+            if let v = file.configDelivery { configDelivery = v }
             variables.merge(file.variables) { _, new in new }
             if let child = file.loader {
                 if var base = loader, base.name == child.name {
@@ -144,7 +148,8 @@ public struct ProfileLoader: Sendable {
         }
         return Profile(
             name: name, description: description ?? "", api: api, arch: arch ?? .ia32,
-            searchPath: searchPath, origins: origins, milestones: milestones, variables: variables,
+            searchPath: searchPath, origins: origins, milestones: milestones,
+            failures: failures ?? APIRules.rules(for: api).failures, configDelivery: configDelivery, variables: variables,
             loader: loader, modules: modules, sources: chain.map { ($0.path, $0.text) })
     }
 }

@@ -27,11 +27,70 @@ public enum CommandLineForm: Sendable {
     }
 }
 
+/// What the root task would parse, worked out from the probe's report the way roottask and
+/// RMGR do it: the options on the owner's command line, the module `-configfile` takes
+/// (counted from the first module the options take, in their order), that file's text after
+/// its header, then the configuration on the command line.
+public struct ConfigurationView: Sendable, Equatable {
+    /// The owner's name and where its configuration came from, for people.
+    public var source: String
+    /// The configuration it would parse, blanks collapsed.
+    public var seen: String
+    /// The configuration the profile wrote.
+    public var expected: String
+    public var problems: [String]
+    public var ok: Bool { problems.isEmpty }
+
+    init(_ configuration: RootTaskConfiguration, report: ProbeReport, form: CommandLineForm) {
+        expected = configuration.text
+        var problems: [String] = []
+        let reported = configuration.ownerModule.map { index in report.modules.first { $0.index == index }?.cmdline } ?? report.cmdline
+        let line = form.normalized(reported ?? "")
+        let args = line.firstIndex(of: " ").map { String(line[line.index(after: $0)...]) } ?? ""
+        let (options, onCommandLine) = RootTaskConfiguration.split(args)
+        var parts: [String] = []
+        var sources: [String] = []
+        let consuming = options.filter { option in consumingRootTaskOptions.contains { $0.option == option } }
+        if let position = consuming.firstIndex(of: "-configfile") {
+            let index = configuration.firstOptionModule + position
+            if let text = report.texts[index] {
+                if let inFile = RootTaskConfiguration.configuration(inFile: text, header: configuration.header) {
+                    if !inFile.isEmpty { parts.append(inFile) }
+                    sources.append("module \(index) (-configfile)")
+                } else {
+                    problems.append("module \(index), which -configfile takes, does not start with \(configuration.header)")
+                }
+            } else {
+                problems.append("module \(index), which -configfile takes, is not a configuration file (the probe saw no #! text in it)")
+            }
+        }
+        if !onCommandLine.isEmpty {
+            parts.append(onCommandLine)
+            sources.append("the command line")
+        }
+        seen = parts.joined(separator: " ")
+        source = "\(configuration.owner) from " + (sources.isEmpty ? "nowhere" : sources.joined(separator: " and "))
+        if reported == nil {
+            problems.append("the probe did not report \(configuration.owner)'s command line")
+        } else if seen != expected {
+            var problem = "\(configuration.owner) would parse \"\(seen)\" (from \(sources.isEmpty ? "nowhere" : sources.joined(separator: " and "))), the profile says \"\(expected)\""
+            if seen == ProbeCheck.grub2Rewritten(expected) {
+                problem += ": GRUB 2 put a backslash before each quote; config_delivery = \"auto\" or \"module\" delivers the configuration as a file"
+            }
+            problems.append(problem)
+        }
+        self.problems = problems
+    }
+}
+
 /// Compares what the probe received with what the manifest promised: every module's size,
-/// SHA-256 and command line, and the first stage's command line.
+/// SHA-256 and command line, the first stage's command line, and what the root task would
+/// parse as its configuration.
 public struct ProbeCheck: Sendable {
     public var rows: [ProbeCheckRow]
     public var problems: [String]
+    /// The root task's configuration as the probe's report shows it, when the tree has one.
+    public var configuration: ConfigurationView?
 
     public var ok: Bool { problems.isEmpty && rows.allSatisfy(\.ok) }
 
@@ -70,6 +129,11 @@ public struct ProbeCheck: Sendable {
             }
             rows.append(ProbeCheckRow(index: index, name: expected.name, expected: expected, reported: reported, problems: rowProblems))
         }
+        if let expected = manifest.rootTaskConfiguration {
+            let view = ConfigurationView(expected, report: report, form: form)
+            problems += view.problems.map { "configuration: \($0)" }
+            configuration = view
+        }
         self.rows = rows
         self.problems = problems
     }
@@ -91,6 +155,9 @@ public struct ProbeCheck: Sendable {
                          + pad(String(row.expected.size), 10) + pad(String(row.expected.sha256.prefix(16)), 18)
                          + pad(result, 8) + row.expected.cmdline)
             for problem in row.problems { lines.append("     ! \(problem)") }
+        }
+        if let configuration, configuration.ok {
+            lines.append("configuration: \(configuration.source): \(configuration.seen)  ok")
         }
         for problem in problems { lines.append("! \(problem)") }
         return lines.joined(separator: "\n")

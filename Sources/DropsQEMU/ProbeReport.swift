@@ -16,6 +16,8 @@ public struct ProbeReport: Sendable, Equatable {
     public var memLower: Int?
     public var memUpper: Int?
     public var modules: [Module] = []
+    /// The text of each module that starts with `#!` (a configuration file), by index.
+    public var texts: [Int: String] = [:]
     /// The count from the `end` line; nil until the probe finished.
     public var endCount: Int?
     public var error: String?
@@ -64,6 +66,9 @@ public struct ProbeReport: Sendable, Equatable {
                 size: values["size"].flatMap { Int($0) } ?? -1,
                 sha256: values["sha256"] ?? "",
                 cmdline: values["cmdline"] ?? ""))
+        case "text":
+            guard let indexWord = fields.word(), let index = Int(indexWord) else { return }
+            texts[index] = fields.pairs()["text"]
         case "end":
             endCount = fields.pairs()["modules"].flatMap { Int($0) }
         default:

@@ -9,6 +9,8 @@
  *   DROPS-PROBE loader name="..."                  (flags bit 9 only)
  *   DROPS-PROBE mem lower=%u upper=%u | DROPS-PROBE mem none
  *   DROPS-PROBE module %u start=0x%08x size=%u sha256=%64x cmdline="..."
+ *   DROPS-PROBE text %u text="..."   (a module that starts with "#!": a
+ *                                      configuration file, as roottask reads it)
  *   DROPS-PROBE end modules=%u
  *
  * Quoted strings escape '"' and '\' with a backslash and bytes outside
@@ -137,6 +139,20 @@ static void put_quoted(uint32_t addr)
     serial_putc('"');
 }
 
+/* A module's bytes are not NUL-terminated: quote exactly `len` of them. */
+static void put_quoted_bytes(const uint8_t *s, uint32_t len)
+{
+    uint32_t n = len < QUOTE_LIMIT ? len : QUOTE_LIMIT;
+    serial_putc('"');
+    for (uint32_t i = 0; i < n; i++) {
+        put_escaped_byte(s[i]);
+    }
+    if (len > n) {
+        serial_puts("...");
+    }
+    serial_putc('"');
+}
+
 static void put_sha256(const void *data, uint32_t len)
 {
     uint8_t digest[SHA256_DIGEST_SIZE];
@@ -188,6 +204,15 @@ static void report_modules(const struct mb_info *mbi)
                 serial_puts(" error=\"mod_end below mod_start\"");
             }
             line_end();
+
+            const uint8_t *bytes = (const uint8_t *)(uintptr_t)m->mod_start;
+            if (size >= 2 && bytes[0] == '#' && bytes[1] == '!') {
+                line_start("text ");
+                put_dec(i);
+                serial_puts(" text=");
+                put_quoted_bytes(bytes, size);
+                line_end();
+            }
         }
     }
 

@@ -154,8 +154,14 @@ struct BuildProfile: ParsableCommand {
         let manifest = result.manifest
         print("built \(manifest.profile.name) (\(manifest.profile.api.rawValue), \(manifest.profile.arch.rawValue)) in \(result.directory)")
         print(ModuleTable.render(first: manifest.firstStage, modules: manifest.modules, runtime: manifest.runtimeFiles))
+        if let configuration = manifest.rootTaskConfiguration {
+            print("\(configuration.owner) configuration: \(configuration.delivery) - \(configuration.reason)")
+        }
         for path in manifest.bootPaths {
             print("boot path \(path.name): \(path.usable ? "yes" : "no") - \(path.reason)")
+            if let configuration = path.configuration, manifest.rootTaskConfiguration?.delivery != "module" {
+                print("  configuration: \(configuration)")
+            }
         }
         if !plan.omitted.isEmpty {
             print("left out (optional, not found): \(plan.omitted.joined(separator: ", "))")

@@ -148,7 +148,15 @@ struct RunSummary: Encodable {
     var patterns: [Pattern]
     var modules: [Row]
     var problems: [String]
+    var configuration: Configuration?
     var served: [Served]
+
+    struct Configuration: Encodable {
+        var source: String
+        var seen: String
+        var expected: String
+        var ok: Bool
+    }
 
     init(report: RunReport, check: ProbeCheck?, verdict: RunReport.Verdict) {
         ok = verdict.code == 0
@@ -167,6 +175,7 @@ struct RunSummary: Encodable {
                 sha256: $0.reported?.sha256 ?? "", cmdline: $0.reported?.cmdline ?? "", problems: $0.problems)
         }
         problems = check?.problems ?? []
+        configuration = check?.configuration.map { Configuration(source: $0.source, seen: $0.seen, expected: $0.expected, ok: $0.ok) }
         served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome) }
     }
 }

@@ -488,7 +488,7 @@ import Testing
         let result = try build(plan)
         #expect(result.manifest.firstStage.name == "probe")
         #expect(result.manifest.firstStage.inspection.contains("Multiboot header at 0x1000"))
-        #expect(result.manifest.modules.count == 14)
+        #expect(result.manifest.modules.count == 15)
         #expect(result.manifest.runtimeFiles.isEmpty)
         #expect(try TreeVerifier.verify(directory: result.directory).differences.isEmpty)
         let script = try String(contentsOfFile: result.directory + "/boot.ipxe", encoding: .utf8)

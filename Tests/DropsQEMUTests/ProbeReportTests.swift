@@ -171,3 +171,66 @@ import Testing
         #expect(command.arguments.contains("e1000,netdev=n0"))
     }
 }
+
+/// What roottask would parse, from the probe's report: the file -configfile takes and the
+/// rest of its command line.
+@Suite struct ConfigurationViewTests {
+    let configuration = RootTaskConfiguration(
+        owner: "roottask", ownerModule: 1, firstOptionModule: 2, header: "#!roottask",
+        text: #"task modname "names" allow_cli"#, delivery: "module", module: "bin/roottask.cfg", reason: "")
+
+    func manifest() -> Manifest {
+        func module(_ name: String, _ cmdline: String) -> Manifest.Module {
+            Manifest.Module(name: name, role: .server, delivery: .boot, path: "bin/\(name)", size: 1, sha256: "aa",
+                            cmdline: cmdline, source: "generated", inspection: "data", modaddr: nil)
+        }
+        return Manifest(
+            format: 1, tool: "drops test",
+            profile: .init(name: "t", description: "", api: .l4env, arch: .ia32, sha256: ""),
+            variables: [:], firstStage: module("probe", "probe"),
+            modules: [module("fiasco", "fiasco"), module("roottask", "roottask -configfile"), module("roottask.cfg", "roottask.cfg")],
+            runtimeFiles: [], bootPaths: [], milestones: [], rootTaskConfiguration: configuration, files: [])
+    }
+
+    func report(roottask: String, text: String?) -> ProbeReport {
+        var lines = [
+            "DROPS-PROBE hello version=1",
+            "DROPS-PROBE boot magic=0x2badb002 flags=0x0000024f cmdline=\"probe\"",
+            "DROPS-PROBE module 0 start=0x1 size=1 sha256=aa cmdline=\"fiasco\"",
+            "DROPS-PROBE module 1 start=0x2 size=1 sha256=aa cmdline=\"\(roottask)\"",
+            "DROPS-PROBE module 2 start=0x3 size=1 sha256=aa cmdline=\"roottask.cfg\"",
+        ]
+        if let text { lines.append("DROPS-PROBE text 2 text=\"\(text)\"") }
+        lines.append("DROPS-PROBE end modules=3")
+        return ProbeReport.parse(lines.joined(separator: "\n"))
+    }
+
+    @Test func theFileAfterItsHeaderIsWhatRoottaskParses() throws {
+        let probe = report(roottask: "roottask -configfile", text: #"#!roottask\x0atask modname \"names\" allow_cli\x0a"#)
+        #expect(probe.texts[2] == "#!roottask\ntask modname \"names\" allow_cli\n")
+        let check = ProbeCheck(manifest: manifest(), report: probe)
+        let view = try #require(check.configuration)
+        #expect(view.ok, "\(view.problems)")
+        #expect(view.seen == #"task modname "names" allow_cli"#)
+        #expect(view.source == "roottask from module 2 (-configfile)")
+        #expect(check.ok)
+    }
+
+    @Test func aMissingOrHeaderlessFileIsNamed() {
+        let none = ProbeCheck(manifest: manifest(), report: report(roottask: "roottask -configfile", text: nil))
+        #expect(none.problems.contains { $0.contains("module 2, which -configfile takes, is not a configuration file") }, "\(none.problems)")
+        let headerless = ProbeCheck(manifest: manifest(), report: report(roottask: "roottask -configfile", text: #"#!rmgr\x0atask"#))
+        #expect(headerless.problems.contains { $0.contains("does not start with #!roottask") }, "\(headerless.problems)")
+    }
+
+    @Test func aCommandLineGRUB2RewroteIsNamedWithTheFix() throws {
+        var cmdline = manifest()
+        cmdline.rootTaskConfiguration?.delivery = "cmdline"
+        cmdline.modules[1].cmdline = #"roottask task modname "names" allow_cli"#
+        let rewritten = #"roottask task modname \\\"names\\\" allow_cli"#
+        let check = ProbeCheck(manifest: cmdline, report: report(roottask: rewritten, text: nil))
+        let view = try #require(check.configuration)
+        #expect(view.seen == #"task modname \"names\" allow_cli"#)
+        #expect(view.problems.contains { $0.contains("GRUB 2 put a backslash before each quote") && $0.contains("config_delivery") }, "\(view.problems)")
+    }
+}

@@ -116,6 +116,7 @@ enum DropsRunTool {
         let run = try bootVerified(result, ["--chain", "ipxe"], also: ["boot.ipxe", "lpxelinux.0", "pxelinux.cfg/default", "mboot.c32"])
         #expect(run.stderr.contains("the firmware has its DHCP lease"))
         #expect(run.stderr.contains("served bin/ramdisk.img (4.0 MiB"))
+        Self.expectConfiguration(run, from: "roottask from module 3 (-configfile)")
     }
 
     @Test func ipxeLoadsASmallChainItself() throws {
@@ -133,19 +134,49 @@ enum DropsRunTool {
         let result = try selftest(out)
         let run = try bootVerified(result, ["--chain", "pxelinux", "--nic", "rtl8139"], also: ["lpxelinux.0", "ldlinux.c32", "mboot.c32"])
         #expect(run.stderr.contains("rtl8139"))
+        Self.expectConfiguration(run, from: "roottask from module 3 (-configfile)")
     }
 
-    @Test func grubChainDeliversEveryModuleAndShowsHowGRUBRewritesQuotes() throws {
+    /// The selftest's roottask configuration has quotes (task modname "names"), which GRUB 2
+    /// would pass with a backslash before each: the tree delivers it as bin/roottask.cfg with
+    /// -configfile, and what roottask would parse is checked from the probe's report.
+    @Test func grubChainDeliversTheRoottaskConfigurationAsAFile() throws {
+        try #require(GrubNetImage.unavailableReason() == nil, "install grub-pc-bin (make deps)")
         let out = TemporaryDirectory("drops-net")
         let result = try selftest(out)
+        #expect(result.manifest.rootTaskConfiguration?.module == "bin/roottask.cfg")
+        let run = try bootVerified(result, ["--chain", "grub"], also: [GrubNetImage.Platform.bios.entry, Grub2Config.fileName])
+        Self.expectConfiguration(run, from: "roottask from module 3 (-configfile)")
+    }
+
+    /// The same configuration on the command line (config_delivery = "cmdline"): GRUB 2's
+    /// backslashes are named, for the module and for what roottask would parse.
+    @Test func grubChainShowsWhatACommandLineConfigurationBecomes() throws {
+        try #require(GrubNetImage.unavailableReason() == nil, "install grub-pc-bin (make deps)")
+        let out = TemporaryDirectory("drops-net")
+        out.write("profiles/cmdline.toml", text: """
+            include = "\(Repository.profiles)/selftest.toml"
+            config_delivery = "cmdline"
+            """)
+        let plan = try Planner.plan(try ProfileLoader(directory: out.path + "/profiles").load("cmdline"), options: PlanOptions())
+        let result = try ImageBuilder().build(plan, outputRoot: out.path + "/out")
         let run = try DropsRunTool.run([result.directory, "--chain", "grub", "--json"])
-        // The selftest's roottask line has quotes (task modname "names"); GRUB 2 puts a
-        // backslash before each, so that module is reported, and nothing else.
         #expect(run.status == 1, "\(run.stderr.suffix(3000))")
         #expect(run.failedModules == ["roottask"])
         #expect(run.verifiedModules == result.manifest.modules.count - 1)
         #expect(run.stderr.contains("GRUB 2 put a backslash before each quote"))
+        let problems = run.summary["problems"] as? [String] ?? []
+        #expect(problems.contains { $0.contains("roottask would parse") && $0.contains("config_delivery") }, "\(problems)")
         expectEveryModuleServed(run, result, also: [GrubNetImage.Platform.bios.entry, Grub2Config.fileName])
+    }
+
+    /// The run's `--json` says the configuration was verified and where it came from.
+    static func expectConfiguration(_ run: DropsRunTool.Result, from source: String,
+                                    sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let configuration = run.summary["configuration"] as? [String: Any] ?? [:]
+        #expect(configuration["ok"] as? Bool == true, "\(configuration)", sourceLocation: sourceLocation)
+        #expect(configuration["source"] as? String == source, "\(configuration)", sourceLocation: sourceLocation)
+        #expect(configuration["seen"] as? String == #"task modname "names" boot_priority 0xA0 task modname "l4linux" allow_cli"#, sourceLocation: sourceLocation)
     }
 
     @Test func grubChainPassesAQuoteFreeChain() throws {
@@ -237,7 +268,7 @@ enum DropsRunTool {
         let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--no-milestones", "--expect", "after the end"])
         #expect(run.status == 4, "\(run.stderr)")
         #expect(run.stderr.contains("QEMU ended with status 33 while waiting for pattern 1 of 1, /after the end/"), "\(run.stderr)")
-        #expect(run.stderr.contains("DROPS-PROBE end modules=14"))
+        #expect(run.stderr.contains("DROPS-PROBE end modules=15"))
     }
 
     @Test func firstPatternSeenAgainIsAReboot() throws {
@@ -281,7 +312,7 @@ enum DropsRunTool {
         let status = child.wait()
         let stdout = (try? String(contentsOfFile: scratch.path + "/stdout", encoding: .utf8)) ?? ""
         #expect(status == 0, "\((try? String(contentsOfFile: scratch.path + "/stderr", encoding: .utf8)) ?? "")")
-        #expect(stdout.contains("verified 14 modules"))
+        #expect(stdout.contains("verified 15 modules"))
         #expect(FileManager.default.fileExists(atPath: out.path + "/selftest/manifest.json"))
     }
 }
