@@ -85,7 +85,8 @@ public struct GrubMenuImporter {
         var assembler = ImportAssembler(file: file, mappings: options.mappings)
         var variables: [ImportedProfile.Variable] = []
         var entries: [Entry] = []
-        var defaultIndex = 0
+        var defaultLine: (number: Int, text: String, index: Int)?
+        var fallbackIndex: Int?
         var globals: [(number: Int, text: String, command: String)] = []
 
         for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -119,8 +120,9 @@ public struct GrubMenuImporter {
                         throw .menuSyntax(SourceLocation(file: file, line: number), text: line,
                                           reason: "default takes the number of an entry, counted from 0")
                     }
-                    defaultIndex = index
+                    defaultLine = (number, line, index)
                 } else {
+                    if command == "fallback" { fallbackIndex = Int(rest.split(separator: " ").first ?? "") }
                     globals.append((number, line, command))
                 }
                 continue
@@ -128,7 +130,16 @@ public struct GrubMenuImporter {
             entries[entries.count - 1].lines.append((number, command, rest, line))
         }
 
-        let chosen = try choose(entries, defaultIndex: defaultIndex, file: file)
+        let chosen: Int
+        if options.entry == nil, let defaultLine, defaultLine.index >= entries.count, !entries.isEmpty {
+            // GRUB legacy (stage2.c) boots the fallback entry when `default` names none, else entry 0.
+            chosen = fallbackIndex.flatMap { $0 < entries.count ? $0 : nil } ?? 0
+            assembler.note(defaultLine.number, defaultLine.text,
+                           "the menu has \(entries.count) entr\(entries.count == 1 ? "y" : "ies"), so GRUB legacy boots "
+                           + (chosen == fallbackIndex ? "the fallback entry \(chosen)" : "entry 0") + " '\(entries[chosen].title)', and so does this profile")
+        } else {
+            chosen = try choose(entries, defaultIndex: defaultLine?.index ?? 0, file: file)
+        }
         let entry = entries[chosen]
         for global in globals {
             if let reason = Self.globalNotes[global.command] {

@@ -23,6 +23,11 @@ public enum ProfileWriter {
         if !profile.searchPath.isEmpty {
             lines.append("search_path = [\(profile.searchPath.map(quoted).joined(separator: ", "))]")
         }
+        let milestones = DefaultMilestones.milestones(api: profile.api, firstStage: profile.loader.role, modules: profile.modules.map(\.role))
+        if !milestones.isEmpty {
+            lines.append("# What these programs print first, in boot order: drops-run waits for each.")
+            lines.append("milestones = [\(milestones.map { quoted($0.pattern) }.joined(separator: ", "))]")
+        }
         if !profile.variables.isEmpty {
             lines.append("")
             lines.append("[variables]")

@@ -51,9 +51,12 @@ struct MenuLoadLine: Equatable, CustomStringConvertible {
 
 /// Imports a menu, writes the profile, builds it from synthetic binaries of the roles the
 /// import chose, and returns the imported profile and the menu.lst drops rendered.
-func importAndBuild(_ imported: ImportedProfile, in folder: TemporaryDirectory, name: String) throws -> (profile: String, menu: String) {
+/// `configDelivery` is added to the profile when given: "cmdline" keeps a roottask or RMGR
+/// configuration where the menu had it, so the rendered menu can be compared line by line.
+func importAndBuild(_ imported: ImportedProfile, in folder: TemporaryDirectory, name: String,
+                    configDelivery: String? = "cmdline") throws -> (profile: String, menu: String, tree: String) {
     let text = ProfileWriter.render(imported)
-    folder.write("profiles/\(name).toml", text: text)
+    folder.write("profiles/\(name).toml", text: (configDelivery.map { "config_delivery = \"\($0)\"\n" } ?? "") + text)
     for (index, component) in ([imported.loader] + imported.modules).enumerated() {
         let file = "bin-\(name)/" + (component.file ?? component.name)
         switch index == 0 ? component.role.defaultInspection : (component.role == .linux ? .bzimage : component.role.defaultInspection) {
@@ -68,7 +71,7 @@ func importAndBuild(_ imported: ImportedProfile, in folder: TemporaryDirectory, 
     let plan = try Planner.plan(profile, options: PlanOptions(searchPath: [folder.path + "/bin-\(name)"]))
     let result = try quietBuilder().build(plan, outputRoot: folder.path + "/out")
     let menu = try String(contentsOfFile: result.directory + "/" + GrubLegacyMenu.fileName, encoding: .utf8)
-    return (text, menu)
+    return (text, menu, result.directory)
 }
 
 /// `drops-build import` of GRUB legacy menus in the historic DROPS syntax.
@@ -205,6 +208,51 @@ func importAndBuild(_ imported: ImportedProfile, in folder: TemporaryDirectory, 
         let built = try importAndBuild(profile, in: folder, name: "quotes")
         #expect(MenuLoadLine.lines(of: built.menu) == MenuLoadLine.lines(of: menu))
         #expect(built.profile.contains(#"args = "-sigma0 task modname \"a b\" cost $$5""#))
+    }
+
+    /// An RMGR or roottask configuration with quotes becomes a generated -configfile module
+    /// when the imported profile is built as it is, so GRUB 2 passes it unchanged too.
+    @Test func aQuotedConfigurationBuildsAsAConfigurationModule() throws {
+        let menu = """
+            title sound
+             kernel (nd)/tftpboot/USER/bootstrap
+             module (nd)/tftpboot/USER/fiasco -nowait -nokdb
+             module (nd)/tftpboot/USER/sigma0
+             module (nd)/tftpboot/USER/roottask task modname "sounddrv" module
+             module (nd)/tftpboot/USER/names
+             module (nd)/tftpboot/USER/dm_phys
+             module (nd)/tftpboot/USER/simple_ts
+            """
+        let profile = try imported(menu)
+        #expect(profile.modules.first { $0.name == "roottask" }?.args == #"task modname "sounddrv" module"#)
+        let built = try importAndBuild(profile, in: folder, name: "sound", configDelivery: nil)
+        let grub = try String(contentsOfFile: built.tree + "/" + Grub2Config.fileName, encoding: .utf8)
+        #expect(grub.contains("  module /sound/bin/roottask roottask -configfile\n  module /sound/bin/roottask.cfg roottask.cfg\n"), "\(grub)")
+        #expect(try String(contentsOfFile: built.tree + "/bin/roottask.cfg", encoding: .utf8) == "#!roottask\ntask modname \"sounddrv\" module\n")
+        #expect(built.menu.contains("roottask -configfile"))
+    }
+
+    /// GRUB legacy boots the fallback entry when `default` names no entry, else entry 0.
+    @Test func aDefaultBeyondTheLastEntryFallsBackAsGRUBLegacyDoes() throws {
+        let single = try imported("default 1\ntitle only\n kernel /b/rmgr -sigma0\n module /b/fiasco\n module /b/sigma0\n")
+        #expect(single.description == "only")
+        #expect(single.notes.contains { $0.line == 1 && $0.reason.contains("boots entry 0 'only'") }, "\(single.notes)")
+        let entry = " kernel /b/rmgr -sigma0\n module /b/fiasco\n module /b/sigma0\n"
+        let fallback = try imported("default 5\nfallback 1\ntitle a\n\(entry)title b\n\(entry)")
+        #expect(fallback.description == "b")
+        #expect(fallback.notes.contains { $0.line == 1 && $0.reason.contains("the fallback entry 1 'b'") }, "\(fallback.notes)")
+        // An explicit --entry that does not exist stays an error.
+        #expect(throws: ImageError.self) { try imported("default 1\ntitle only\n\(entry)", entry: "4") }
+    }
+
+    /// Imported profiles wait for what bootstrap, Fiasco and roottask print first.
+    @Test func importedProfilesGetTheMilestonesOfTheirComponents() throws {
+        let bootstrap = ProfileWriter.render(try imported(entry: "bootstrap"))
+        #expect(bootstrap.contains(#"milestones = ["L4 Bootstrapper", "Welcome to Fiasco", "Roottask"]"#), "\(bootstrap)")
+        let rmgr = ProfileWriter.render(try imported(entry: "RMGR: spinner"))
+        #expect(rmgr.contains(#"milestones = ["Welcome to Fiasco"]"#), "\(rmgr)")
+        let loaded = try ProfileDecoder.decode(text: bootstrap, path: "/p.toml")
+        #expect(loaded.milestones?.map(\.pattern) == ["L4 Bootstrapper", "Welcome to Fiasco", "Roottask"])
     }
 
     /// The historic DROPS menus in ../shared, read from there: every entry that boots
