@@ -84,6 +84,9 @@ public struct FailurePattern: Sendable, Equatable, Codable {
         self.regex = regex
         self.verdict = verdict
     }
+
+    /// `/regex/` or `'text'`, as progress lines and verdicts show it.
+    public var shown: String { regex ? "/\(pattern)/" : "'\(pattern)'" }
 }
 
 /// A variable value and where it was defined.

@@ -16,6 +16,8 @@ public struct QEMUOutcome: Sendable {
         case rebooted(line: String)
         /// The caller stopped the run (for example: the guest asked for a file the tree lacks).
         case stopped(reason: String)
+        /// A failure pattern matched: `verdict` says what it means, `line` is the console line.
+        case failed(verdict: String, pattern: String, line: String)
     }
 
     public var ending: Ending
@@ -167,6 +169,11 @@ public struct QEMURunner: Sendable {
         errors.fileHandleForReading.readabilityHandler = nil
         for event in state.flush(at: Date().timeIntervalSince(start)) { onEvent(event) }
         if ending == nil { ending = state.status().verdict ?? .exited(process.terminationStatus) }
+        // A failure seen in a line still being written: report the line as it ended.
+        if case let .failed(verdict, pattern, line) = ending,
+           let whole = state.transcript.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(line) }) {
+            ending = .failed(verdict: verdict, pattern: pattern, line: String(whole))
+        }
         return QEMUOutcome(ending: ending!, transcript: state.transcript, diagnostics: state.diagnostics,
                            seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes)
     }
@@ -213,6 +220,11 @@ final class RunState: @unchecked Sendable {
                     if verdict == nil, finished(line) { verdict = .finished }
                 case let .rebooted(line):
                     if verdict == nil { verdict = .rebooted(line: line) }
+                case let .failed(index, line):
+                    if verdict == nil {
+                        let failure = watcher.failures[index]
+                        verdict = .failed(verdict: failure.verdict, pattern: failure.shown, line: line)
+                    }
                 case .matched:
                     if verdict == nil, watcher.isComplete, !watcher.patterns.isEmpty { verdict = .finished }
                 }

@@ -1,3 +1,4 @@
+import DropsModel
 import Foundation
 
 /// A pattern the serial console must show, with the time it may take.
@@ -38,6 +39,8 @@ public enum SerialEvent: Sendable, Equatable {
     case matched(index: Int, elapsed: Double)
     /// The first pattern appeared again after it had matched: the guest started over.
     case rebooted(line: String)
+    /// Failure pattern number `index` matched in `line`: the boot failed.
+    case failed(index: Int, line: String)
 }
 
 /// Follows a serial console byte by byte: splits it into lines (CRLF or LF, across reads),
@@ -46,8 +49,13 @@ public enum SerialEvent: Sendable, Equatable {
 /// newline matches too. Not thread-safe: one reader feeds it.
 public final class SerialWatcher {
     public let patterns: [ExpectedPattern]
+    /// Lines that end the run as a failure (the profile's `failures`, `--fail-on`).
+    public let failures: [FailurePattern]
     public static let maxLineLength = 16384
     private let expressions: [NSRegularExpression?]
+    private let failureExpressions: [NSRegularExpression?]
+    /// The failure pattern that matched first, and the line it matched in.
+    public private(set) var failure: (index: Int, line: String)?
     private var pending: [UInt8] = []
     /// Characters of the pending (unfinished) line already consumed by a match.
     private var consumedInLine = 0
@@ -60,8 +68,17 @@ public final class SerialWatcher {
     public private(set) var rebooted = false
 
     /// Throws the first pattern that does not compile.
-    public init(patterns: [ExpectedPattern]) throws {
+    public init(patterns: [ExpectedPattern], failures: [FailurePattern] = []) throws {
         self.patterns = patterns
+        self.failures = failures
+        var failureExpressions: [NSRegularExpression?] = []
+        for failure in failures {
+            guard failure.regex else { failureExpressions.append(nil); continue }
+            do { failureExpressions.append(try NSRegularExpression(pattern: failure.pattern)) } catch {
+                throw SerialWatcherError.badPattern(failure.pattern, reason: "\(error.localizedDescription)")
+            }
+        }
+        self.failureExpressions = failureExpressions
         var expressions: [NSRegularExpression?] = []
         for pattern in patterns {
             switch pattern.kind {
@@ -94,13 +111,36 @@ public final class SerialWatcher {
             if pending.count >= Self.maxLineLength { endLine(at: time, into: &events) }
             if byte == 0x0A { endLine(at: time, into: &events) } else { pending.append(byte) }
         }
-        if !pending.isEmpty { match(in: Self.clean(pending), at: time, into: &events) }
+        if !pending.isEmpty {
+            // A prompt (`jdb: `) has no newline after it: look at the line so far too.
+            let line = Self.clean(pending)
+            match(in: line, at: time, into: &events)
+            checkFailures(in: line, into: &events)
+        }
         return events
+    }
+
+    private func checkFailures(in line: String, into events: inout [SerialEvent]) {
+        guard failure == nil else { return }
+        for (index, pattern) in failures.enumerated() {
+            let found: Bool
+            if let expression = failureExpressions[index] {
+                found = expression.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil
+            } else {
+                found = line.contains(pattern.pattern)
+            }
+            if found {
+                failure = (index, line)
+                events.append(.failed(index: index, line: line))
+                return
+            }
+        }
     }
 
     private func endLine(at time: Double, into events: inout [SerialEvent]) {
         let line = Self.clean(pending)
         match(in: line, at: time, into: &events)
+        checkFailures(in: line, into: &events)
         if let firstMatchLine, firstMatchLine != lineNumber, !rebooted, contains(line, patternAt: 0, from: 0) != nil {
             rebooted = true
             events.append(.rebooted(line: line))
@@ -115,6 +155,8 @@ public final class SerialWatcher {
     public var unfinishedLine: String { Self.clean(pending) }
 
     private func match(in line: String, at time: Double, into events: inout [SerialEvent]) {
+        // After a failure nothing counts as progress, even lines read in the same burst.
+        guard failure == nil else { return }
         while matchedCount < patterns.count, let end = contains(line, patternAt: matchedCount, from: consumedInLine) {
             if matchedCount == 0 { firstMatchLine = lineNumber }
             consumedInLine = end

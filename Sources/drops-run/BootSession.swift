@@ -195,7 +195,7 @@ final class BootSession: Sendable {
                 progress.say("\(reason); trying again under TCG (remembered in \(KVMSupport.memoryFile()))")
                 state.withLockedValue { $0 = SessionState() }
                 let fresh: SerialWatcher
-                do { fresh = try SerialWatcher(patterns: watcher.patterns) } catch { throw CommandFailure("\(error)") }
+                do { fresh = try SerialWatcher(patterns: watcher.patterns, failures: watcher.failures) } catch { throw CommandFailure("\(error)") }
                 return try attempt(kvm: false, watcher: fresh, timeout: timeout, onLine: onLine)
             }
             return outcome
@@ -217,6 +217,7 @@ final class BootSession: Sendable {
                      + (machine.uefi != nil ? ", UEFI" : "") + ")")
         let progress = progress
         let patterns = watcher.patterns
+        let failures = watcher.failures
         do {
             return try QEMURunner().run(command, timeout: timeout, watcher: watcher, control: control, onEvent: { event in
                 switch event {
@@ -226,6 +227,8 @@ final class BootSession: Sendable {
                     progress.say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
                 case let .rebooted(line):
                     progress.say("the first pattern came again (\(line)): the guest rebooted")
+                case let .failed(index, _):
+                    progress.say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
                 }
             })
         } catch {

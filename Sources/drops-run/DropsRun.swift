@@ -35,6 +35,7 @@ enum RunExit {
     static let timeout: Int32 = 3
     static let qemuEnded: Int32 = 4
     static let rebooted: Int32 = 5
+    static let failed: Int32 = 6
 }
 
 struct DropsRun: ParsableCommand {
@@ -70,6 +71,13 @@ struct DropsRun: ParsableCommand {
             selftest profile) reports every module it received: size, SHA-256 and command line \
             are compared with the manifest and printed as a table.
 
+            FAILURES
+            Console lines that mean the boot failed end the run at once (exit status 6) with a \
+            named verdict, the line and the last serial lines: the profile's failures \
+            (manifest.json), by default those of its API: Fiasco's kernel debugger (the jdb: \
+            prompt, a --PANIC line), roottask's and RMGR's boot error, a Linux or L4Linux kernel \
+            panic, BUG or Oops. --fail-on adds regular expressions.
+
             Before booting, the tree is checked against its manifest (--no-verify skips that); \
             a file the guest asks for that the manifest lists but the tree lacks ends the run \
             at once, by name.
@@ -97,6 +105,8 @@ struct DropsRun: ParsableCommand {
               3  timeout: a pattern did not come within its budget or --timeout
               4  QEMU ended (or failed) before the check was complete
               5  the guest rebooted: it reset, or its first milestone came a second time
+              6  the guest failed: a failure pattern matched (the verdict names it: kernel \
+            debugger entered, boot error, kernel panic, kernel oops, failure pattern matched)
 
             EXAMPLES
               drops-run selftest                      # the probe image, over iPXE
@@ -128,6 +138,9 @@ struct DropsRun: ParsableCommand {
 
     @Flag(name: .long, help: "Do not expect the profile's milestones.")
     var noMilestones = false
+
+    @Option(name: .long, help: ArgumentHelp("End the run as failed when a console line matches this regular expression (repeatable; exit status 6).", valueName: "regex"))
+    var failOn: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Seconds the whole boot may take (default: 300 when patterns are expected, else no limit).", valueName: "seconds"))
     var timeout: Double?
@@ -183,6 +196,11 @@ struct DropsRun: ParsableCommand {
         guard MachineOptions.nicModels[nic] != nil else {
             throw ValidationError("--nic \(nic) is not a card QEMU has a PXE ROM for; use one of \(MachineOptions.nicModels.keys.sorted().joined(separator: ", "))")
         }
+        for pattern in failOn {
+            if let problem = ExpectedPattern(pattern, kind: .regex).compileError {
+                throw ValidationError("--fail-on '\(pattern)' is not a valid regular expression: \(problem)")
+            }
+        }
         for pattern in expect {
             if let problem = ExpectedPattern(pattern, kind: .regex).compileError {
                 throw ValidationError("--expect '\(pattern)' is not a valid regular expression: \(problem)")
@@ -230,7 +248,8 @@ struct DropsRun: ParsableCommand {
         try checkChain(manifest, treeDirectory: treeDirectory)
         let patterns = expectedPatterns(manifest)
         let watcher: SerialWatcher
-        do { watcher = try SerialWatcher(patterns: patterns) } catch { throw CommandFailure("\(error)") }
+        let failures = (manifest.failures ?? []) + failOn.map { FailurePattern(pattern: $0, regex: true, verdict: "failure pattern matched") }
+        do { watcher = try SerialWatcher(patterns: patterns, failures: failures) } catch { throw CommandFailure("\(error)") }
         let limit = timeout ?? (patterns.isEmpty ? nil : 300)
 
         if !dryRun && !noVerify {
@@ -269,7 +288,9 @@ struct DropsRun: ParsableCommand {
     /// The profile's milestones (unless --no-milestones), then every --expect.
     func expectedPatterns(_ manifest: Manifest) -> [ExpectedPattern] {
         let milestones = noMilestones ? [] : manifest.milestones.map { ExpectedPattern($0.pattern, kind: .text, budget: $0.timeout) }
-        return milestones + expect.map { ExpectedPattern($0, kind: .regex) }
+        // An --expect that repeats a milestone would wait for a second copy of that line.
+        let extra = expect.filter { pattern in !milestones.contains { $0.source == pattern } }
+        return milestones + extra.map { ExpectedPattern($0, kind: .regex) }
     }
 
     /// Refuses a chain the tree cannot boot, with the reason, before anything starts.

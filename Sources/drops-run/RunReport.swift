@@ -32,6 +32,12 @@ struct RunReport {
         let check = probe?.check
         let matched = outcome.matchTimes.count
         let seconds = String(format: "%.1f", outcome.seconds)
+        let waitingFor = matched < patterns.count ? "pattern \(matched + 1) of \(patterns.count), \(patterns[matched].description)" : "QEMU to end"
+        // A failure line decides the run, whatever came after it before QEMU was stopped.
+        func failed(_ verdict: String, _ pattern: String, _ line: String) -> Verdict {
+            Verdict(code: RunExit.failed, message: "\(verdict): the console showed \"\(line)\" (failure pattern \(pattern)) while waiting for \(waitingFor)", showTail: true)
+        }
+        if case let .failed(verdict, pattern, line) = outcome.ending { return failed(verdict, pattern, line) }
         if let check, check.ok, matched == patterns.count {
             let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
             return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")
@@ -40,17 +46,18 @@ struct RunReport {
             let problems = check.problems + check.rows.filter { !$0.ok }.map { "module \($0.index) \($0.name): \($0.problems.joined(separator: ", "))" }
             return Verdict(code: RunExit.mismatch, message: "the booted modules do not match \(Manifest.fileName): " + problems.joined(separator: "; "))
         }
-        let waitingFor = matched < patterns.count ? "pattern \(matched + 1) of \(patterns.count), \(patterns[matched].description)" : "QEMU to end"
         switch outcome.ending {
         case .finished:
             return Verdict(code: 0, message: "all \(patterns.count) patterns seen in \(seconds) s")
         case .timedOut:
-            return Verdict(code: RunExit.timeout, message: "timed out after \(Int(timeout ?? 0)) s waiting for \(waitingFor)", showTail: true)
+            return Verdict(code: RunExit.timeout, message: "timed out after \(Int(timeout ?? 0)) s waiting for \(waitingFor)" + seenTooEarly(matched), showTail: true)
         case let .patternTimedOut(index):
             let budget = patterns[index].budget
-            return Verdict(code: RunExit.timeout, message: "\(patterns[index].description) (pattern \(index + 1) of \(patterns.count)) did not come within its \(Int(budget)) s", showTail: true)
+            return Verdict(code: RunExit.timeout, message: "\(patterns[index].description) (pattern \(index + 1) of \(patterns.count)) did not come within its \(Int(budget)) s" + seenTooEarly(index), showTail: true)
         case let .rebooted(line):
             return Verdict(code: RunExit.rebooted, message: "the guest rebooted: its first pattern came again (\"\(line)\") while waiting for \(waitingFor)", showTail: true)
+        case let .failed(verdict, pattern, line):
+            return failed(verdict, pattern, line)
         case let .stopped(reason):
             let code = reason.hasPrefix(KVMSupport.rebootReasonPrefix) ? RunExit.rebooted : RunExit.mismatch
             return Verdict(code: code, message: reason, showTail: code == RunExit.rebooted)
@@ -63,8 +70,23 @@ struct RunReport {
             }
             let said = outcome.diagnostics.trimmingCharacters(in: .whitespacesAndNewlines)
             return Verdict(code: RunExit.qemuEnded, message: "QEMU ended with status \(status) while waiting for \(waitingFor)"
-                           + (said.isEmpty ? "" : "; QEMU said: \(said)"), showTail: true)
+                           + (said.isEmpty ? "" : "; QEMU said: \(said)") + seenTooEarly(matched), showTail: true)
         }
+    }
+
+    /// Patterns match in order: when pattern `index` was on the console before the one ahead
+    /// of it matched, say so, since waiting longer cannot help.
+    func seenTooEarly(_ index: Int) -> String {
+        guard index < patterns.count, let watcher = try? SerialWatcher(patterns: [patterns[index]]) else { return "" }
+        let lines = outcome.transcript.split(whereSeparator: \.isNewline)
+        for (number, line) in lines.enumerated() {
+            _ = watcher.feed(Array((line + "\n").utf8), at: 0)
+            guard watcher.isComplete else { continue }
+            let before = index == 0 ? "" : ", before pattern \(index) (\(patterns[index - 1].description)) matched"
+            return "; it was on the console already (serial line \(number + 1)\(before)): patterns are matched in order, "
+                + "so drop or reorder the --expect patterns, or pass --no-milestones to match only yours"
+        }
+        return ""
     }
 
     func finish() throws {

@@ -156,3 +156,52 @@ import Testing
         #expect(ProbeCheck.grub2Rewritten("sigma0  -v") == "sigma0 -v")
     }
 }
+
+/// Failure patterns: the API defaults against console text in the form Fiasco, roottask and
+/// Linux write it, and the prompt that has no newline after it.
+@Suite struct FailurePatternTests {
+    func failures(_ text: String, _ patterns: [FailurePattern], in chunks: Int = 1) throws -> [(index: Int, line: String)] {
+        let watcher = try SerialWatcher(patterns: [ExpectedPattern("never")], failures: patterns)
+        let bytes = Array(text.utf8)
+        let size = max(1, bytes.count / chunks)
+        var found: [(Int, String)] = []
+        for start in stride(from: 0, to: bytes.count, by: size) {
+            for case let .failed(index, line) in watcher.feed(bytes[start..<min(bytes.count, start + size)], at: 0) { found.append((index, line)) }
+        }
+        return found
+    }
+
+    @Test func fiascosKernelDebuggerPromptEndsTheRunWithoutANewline() throws {
+        let console = "Welcome to Fiasco(ia32)!\r\n" + String(repeating: "-", count: 60) + "--PANIC, 'g' for exit\r\n(7.00) jdb: "
+        let panic = try failures(console, FailurePattern.fiasco)
+        #expect(panic.count == 1)
+        #expect(panic.first?.line.hasSuffix("--PANIC, 'g' for exit") == true)
+        // -wait: a line of dashes ending in --Wait, then the bare prompt, which has no line end.
+        let wait = try failures(String(repeating: "-", count: 60) + "--Wait\r\njdb: ", FailurePattern.fiasco, in: 5)
+        #expect(wait.map(\.line) == ["jdb: "])
+        #expect(FailurePattern.fiasco[wait[0].index].verdict == "kernel debugger entered")
+    }
+
+    @Test func roottaskBootErrorsAndLinuxPanicsAreNamed() throws {
+        let roottask = try failures("Roottask: Parsing command line config.\nERROR: while parsing config file: syntax error\nRoottask boot error: failed parsing configuration command line.\n", FailurePattern.rootTask)
+        #expect(roottask.map(\.line) == ["Roottask boot error: failed parsing configuration command line."])
+        let linux = FailurePattern.linux
+        let panic = try failures("[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs\n", linux)
+        #expect(panic.first.map { linux[$0.index].verdict } == "kernel panic")
+        let oops = try failures("[    2.000] BUG: unable to handle page fault for address: 0000\n", linux)
+        #expect(oops.first.map { linux[$0.index].verdict } == "kernel oops")
+    }
+
+    @Test func ordinaryBootLinesAreNoFailures() throws {
+        let console = """
+            L4 Bootstrapper
+            Welcome to Fiasco(ia32)!
+            Roottask: Loading 9 modules.
+            Linux version 2.6.18 (l4linux) #1
+            Debug: BUG-free since 2004; jdb: disabled (-nokdb)
+            DROPS-PROBE module 3 start=0x00 size=84 sha256=aa cmdline="roottask.cfg"
+
+            """
+        #expect(try failures(console, FailurePattern.fiasco + FailurePattern.rootTask + FailurePattern.linux).isEmpty)
+    }
+}

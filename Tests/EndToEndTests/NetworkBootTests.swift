@@ -271,6 +271,35 @@ enum DropsRunTool {
         #expect(run.stderr.contains("DROPS-PROBE end modules=15"))
     }
 
+    @Test func aFailurePatternEndsTheRunAtOnceWithItsVerdict() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        #expect(result.manifest.failures?.contains { $0.verdict == "kernel debugger entered" } == true)
+        let run = try DropsRunTool.run([result.directory, "--chain", "qemu", "--fail-on", "DROPS-PROBE module 3 ", "--json"])
+        #expect(run.status == 6, "\(run.stderr)")
+        let message = run.summary["message"] as? String ?? ""
+        #expect(message.hasPrefix(#"failure pattern matched: the console showed "DROPS-PROBE module 3 start="#), "\(message)")
+        #expect(message.contains(#"cmdline="roottask.cfg"" (failure pattern /DROPS-PROBE module 3 /) while waiting for pattern 3 of 3"#), "\(message)")
+        // The probe writes its report in one burst, so later lines may be read with that one;
+        // they count for nothing.
+        #expect((run.summary["patterns"] as? [[String: Any]])?.compactMap { $0["seconds"] as? Double }.count == 2, "\(run.summary)")
+    }
+
+    /// An --expect of a milestone's own text is not waited for twice; one that came before
+    /// its turn is named as such.
+    @Test func anExpectThatCameEarlyIsNamed() throws {
+        let out = TemporaryDirectory("drops-run")
+        let result = try selftest(out)
+        let same = try DropsRunTool.run([result.directory, "--chain", "qemu", "--expect", "DROPS-PROBE end", "--json"])
+        #expect(same.status == 0, "\(same.stderr)")
+        #expect((same.summary["patterns"] as? [Any])?.count == 3)
+        // The probe ends QEMU after its last line, so a pattern it printed first can never come again.
+        let early = try DropsRunTool.run([result.directory, "--chain", "qemu", "--expect", "PROBE hello"])
+        #expect(early.status == 4, "\(early.stderr)")
+        #expect(early.stderr.contains("it was on the console already (serial line"), "\(early.stderr)")
+        #expect(early.stderr.contains("before pattern 3 ('DROPS-PROBE end') matched") && early.stderr.contains("--no-milestones"), "\(early.stderr)")
+    }
+
     @Test func firstPatternSeenAgainIsAReboot() throws {
         let out = TemporaryDirectory("drops-run")
         let result = try selftest(out)
