@@ -81,6 +81,8 @@ public struct BuildPlan: Sendable {
     public var rootTaskConfiguration: RootTaskConfiguration?
     /// Console lines that end a run at once as a failure.
     public var failures: [FailurePattern] = []
+    /// Folders of the profile's own search_path that do not exist (skipped).
+    public var absentSearchFolders: [String] = []
 
     public init(profileName: String, description: String, api: API, arch: Architecture, variables: [String: String],
                 firstStage: PlannedComponent, modules: [PlannedComponent], milestones: [Milestone],

@@ -29,7 +29,9 @@ public struct PlanOptions: Sendable {
 /// and enforces the API's role and order rules.
 public enum Planner {
     public static func plan(_ profile: Profile, options: PlanOptions) throws(ModelError) -> BuildPlan {
-        let folders = try searchFolders(profile: profile, options: options)
+        let (folders, absent) = try searchFolders(profile: profile, options: options)
+        // A missing component's error names the profile's absent folders too, marked.
+        let tried = folders + absent.map { "\($0) (does not exist)" }
         let scope = variableScope(profile: profile, options: options)
         let origins = options.origins + profile.origins
         for case let .archive(path) in origins where !FileManager.default.fileExists(atPath: path) {
@@ -37,12 +39,12 @@ public enum Planner {
         }
 
         let missing = options.allowMissing
-        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders, origins: origins, allowMissing: missing)
-        guard let firstStage else { throw .missingComponent(module: profile.loader.name, file: profile.loader.file ?? profile.loader.name, searched: folders) }
+        let firstStage = try plan(profile.loader, isFirstStage: true, scope: scope, folders: folders, tried: tried, origins: origins, allowMissing: missing)
+        guard let firstStage else { throw .missingComponent(module: profile.loader.name, file: profile.loader.file ?? profile.loader.name, searched: tried) }
         var modules: [PlannedComponent] = []
         var omitted: [String] = []
         for spec in profile.modules {
-            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders, origins: origins, allowMissing: missing) {
+            if let planned = try plan(spec, isFirstStage: false, scope: scope, folders: folders, tried: tried, origins: origins, allowMissing: missing) {
                 modules.append(planned)
             } else {
                 omitted.append(spec.name)
@@ -53,6 +55,7 @@ public enum Planner {
             arch: profile.arch, variables: scope.values, firstStage: firstStage, modules: modules,
             milestones: profile.milestones, searchPath: folders, omitted: omitted, sources: profile.sources)
         plan.failures = profile.failures
+        plan.absentSearchFolders = absent
         // The order rules hold for the chain as written; the configuration module then goes
         // where they say -configfile takes it, and the result is checked again.
         try RuleChecker.check(plan)
@@ -61,23 +64,29 @@ public enum Planner {
         return plan
     }
 
-    /// `--search-path`, then `DROPS_SEARCH_PATH`, then the profiles' own folders; each must exist.
-    static func searchFolders(profile: Profile, options: PlanOptions) throws(ModelError) -> [String] {
+    /// `--search-path`, then `DROPS_SEARCH_PATH`, then the profiles' own folders. The folders
+    /// the user names must exist; a profile's own folder that does not (a build output not
+    /// made yet) is skipped, as L4Re's MODULE_SEARCH_PATH skips it, and returned second.
+    static func searchFolders(profile: Profile, options: PlanOptions) throws(ModelError) -> (existing: [String], absent: [String]) {
         let cwd = FileManager.default.currentDirectoryPath
         var folders: [(String, String)] = options.searchPath.map { (absolutePath($0, relativeTo: cwd), "--search-path") }
         if let environment = options.environmentSearchPath {
             folders += environment.split(separator: ":").map { (absolutePath(String($0), relativeTo: cwd), "DROPS_SEARCH_PATH") }
         }
         folders += profile.searchPath.map { ($0, "profile \(profile.name) search_path") }
+        let own = folders.count - profile.searchPath.count
         var result: [String] = []
-        for (folder, origin) in folders {
+        var absent: [String] = []
+        for (index, (folder, origin)) in folders.enumerated() {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw .searchPathMissing(path: folder, origin: origin)
+                guard index >= own else { throw .searchPathMissing(path: folder, origin: origin) }
+                if !absent.contains(folder) { absent.append(folder) }
+                continue
             }
             if !result.contains(folder) { result.append(folder) }
         }
-        return result
+        return (result, absent)
     }
 
     /// Built-in defaults, then the profile's `[variables]`, then `--set`, then `--server-ip`.
@@ -102,7 +111,7 @@ public enum Planner {
     }
 
     /// nil when an optional component's file is missing.
-    static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String],
+    static func plan(_ spec: ModuleSpec, isFirstStage: Bool, scope: VariableScope, folders: [String], tried: [String],
                      origins: [ComponentOrigin], allowMissing: Bool) throws(ModelError) -> PlannedComponent? {
         let role = spec.role ?? .multiboot
         let args = try expand(spec.args ?? "", scope: scope, spec: spec, field: "args")
@@ -137,7 +146,7 @@ public enum Planner {
             } else if allowMissing {
                 source = .missing(file: file)
             } else {
-                throw .missingComponent(module: spec.name, file: file, searched: folders)
+                throw .missingComponent(module: spec.name, file: file, searched: tried)
             }
         }
         let inspection = spec.inspect ?? (spec.content != nil || spec.ramdisk != nil ? .data : role.defaultInspection)

@@ -3,6 +3,7 @@ import DropsCLI
 import DropsImage
 import DropsModel
 import Foundation
+import Logging
 
 struct DropsBuild: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,7 +101,11 @@ struct PlanArguments: ParsableArguments {
             var withSources = options
             let cwd = FileManager.default.currentDirectoryPath
             withSources.origins = source.map { ComponentOrigin.parse($0, relativeTo: cwd) }
-            return try Planner.plan(profile, options: withSources)
+            let plan = try Planner.plan(profile, options: withSources)
+            for folder in plan.absentSearchFolders {
+                Logger(label: "drops.build").notice("note: search path folder \(folder) (from profile \(profile.name) search_path) does not exist yet; skipped")
+            }
+            return plan
         } catch {
             throw CommandFailure(error.description)
         }

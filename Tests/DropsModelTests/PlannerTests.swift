@@ -90,6 +90,33 @@ import Testing
         }
     }
 
+    /// A folder of the profile's own search_path that is not there yet (a build output) is
+    /// skipped; the error for a component then not found names it, marked.
+    @Test func aProfilesOwnMissingFolderIsSkippedAndNamedWhenAComponentIsMissing() throws {
+        let profiles = TemporaryDirectory("drops-own")
+        profiles.write("p.toml", text: """
+            api = "multiboot"
+            search_path = ["build/kernel"]
+            [loader]
+            name = "bootstrap"
+            role = "multiboot"
+            [[module]]
+            name = "fiasco"
+            role = "kernel"
+            """)
+        let profile = try ProfileLoader(directory: profiles.path).load("p")
+        let plan = try Planner.plan(profile, options: PlanOptions(searchPath: [components()]))
+        #expect(plan.absentSearchFolders == [profiles.path + "/build/kernel"])
+        #expect(plan.searchPath == [folder.path + "/components"])
+        let empty = TemporaryDirectory("drops-empty")
+        #expect {
+            try Planner.plan(profile, options: PlanOptions(searchPath: [empty.path]))
+        } throws: { error in
+            guard case let .missingComponent(_, _, searched) = error as? ModelError else { return false }
+            return searched == [empty.path, profiles.path + "/build/kernel (does not exist)"]
+        }
+    }
+
     @Test func variableWithNoValueIsNamedWithItsModule() throws {
         let profiles = TemporaryDirectory("drops-vars")
         profiles.write("p.toml", text: """
