@@ -49,11 +49,14 @@ public struct PXEResponder: Sendable {
     public var policy: BootPolicy
     /// Present with --dhcp-range: the server also hands out addresses.
     public var leases: LeasePool?
+    /// With --dhcp-range: the router (option 3) every address answer names, when there is one.
+    public var router: IPv4?
 
-    public init(serverAddress: IPv4, policy: BootPolicy, leases: LeasePool? = nil) {
+    public init(serverAddress: IPv4, policy: BootPolicy, leases: LeasePool? = nil, router: IPv4? = nil) {
         self.serverAddress = serverAddress
         self.policy = policy
         self.leases = leases
+        self.router = router
     }
 
     /// The answer to a request, if any, with the exchange to log. `now` is in seconds (for leases).
@@ -135,6 +138,10 @@ public struct PXEResponder: Sendable {
                 reply.yourAddress = address
             }
             if type != .nak {
+                // The next server (RFC 2131's siaddr) for every client, PXE or not: clients
+                // such as the L4 tftp file provider fetch from it without a boot file.
+                reply.serverAddress = serverAddress
+                if let router { reply.options[DHCPOptionCode.router] = router.bytes }
                 reply.options[DHCPOptionCode.subnetMask] = pool.subnetMask.bytes
                 reply.options[DHCPOptionCode.leaseTime] = bigEndian(UInt32(pool.leaseSeconds))
                 reply.options[DHCPOptionCode.renewalTime] = bigEndian(UInt32(pool.leaseSeconds / 2))

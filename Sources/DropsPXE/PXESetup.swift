@@ -22,7 +22,7 @@ public struct PXESetup: Sendable {
 
     public static func prepare(interfaceName: String, root: String, hostsFile: String?, defaultProfile: String?, chain: BootChain,
                                dhcpRange: String?, leaseFile: String?, leaseSeconds: UInt64, tftpPort: Int,
-                               logger: Logger) throws -> PXESetup {
+                               router: String? = nil, logger: Logger) throws -> PXESetup {
         let interface = try NetworkInterface.find(interfaceName)
         let hosts = try hostsFile.map { path throws(ModelError) in try HostTable.load(path: path) } ?? HostTable()
         let trees = try servedTrees(root: root)
@@ -96,6 +96,14 @@ public struct PXESetup: Sendable {
 
         var leases: LeasePool?
         var leasePath: String?
+        var routerAddress: IPv4?
+        if let router {
+            guard dhcpRange != nil else { throw SetupError("--router \(router) goes with --dhcp-range: only a full DHCP server names the router") }
+            guard let address = IPv4(router), interface.contains(address) else {
+                throw SetupError("--router \(router) is not an address on \(interface.name)'s network \(interface.network)/\(interface.netmask); give the lab router's address")
+            }
+            routerAddress = address
+        }
         if let dhcpRange {
             let (first, last) = try parseRange(dhcpRange)
             guard interface.contains(first), interface.contains(last) else {
@@ -115,7 +123,7 @@ public struct PXESetup: Sendable {
             + "; unknown machines: \(hosts.unknown == .refuse ? "refused" : fallback.map { "boot \($0)" } ?? "refused")"]
         if !hosts.hosts.isEmpty { summary.append("\(hosts.hosts.count) machine(s) in the hosts file") }
         if let leasePath { summary.append("leases kept in \(leasePath)") }
-        return PXESetup(interface: interface, responder: PXEResponder(serverAddress: interface.address, policy: policy, leases: leases),
+        return PXESetup(interface: interface, responder: PXEResponder(serverAddress: interface.address, policy: policy, leases: leases, router: routerAddress),
                         extraFiles: extraFiles, leaseFile: leasePath, summary: summary, scratch: scratch)
     }
 

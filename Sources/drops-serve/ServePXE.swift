@@ -34,7 +34,8 @@ struct ServePXE: ParsableCommand {
               already iPXE            PROFILE/boot.ipxe at once (no iPXE loop)
 
             --dhcp-range FIRST-LAST makes this a full DHCP server for an isolated lab network \
-            with no other DHCP server: every client gets an address (leases are kept in \
+            with no other DHCP server: every client gets an address and our address as its \
+            next server (siaddr), --router names the router (leases are kept in \
             --lease-file and survive restarts), PXE clients their boot file as well. Without it \
             no address is ever handed out.
 
@@ -72,6 +73,10 @@ struct ServePXE: ParsableCommand {
     @Option(name: .customLong("lease-time"), help: ArgumentHelp("Lease length with --dhcp-range.", valueName: "seconds"))
     var leaseTime = 3600
 
+    @Option(name: .long, help: ArgumentHelp(
+        "With --dhcp-range: the lab network's router, named in every address answer (DHCP option 3; default: none).", valueName: "address"))
+    var router: String?
+
     @Option(name: .customLong("tftp-port"), help: ArgumentHelp("UDP port of the TFTP server.", valueName: "port"))
     var tftpPort = 69
 
@@ -90,7 +95,7 @@ struct ServePXE: ParsableCommand {
         do {
             setup = try PXESetup.prepare(interfaceName: interface, root: transfer.root, hostsFile: hosts, defaultProfile: defaultProfile,
                                          chain: BootChain(rawValue: chain)!, dhcpRange: dhcpRange, leaseFile: leaseFile,
-                                         leaseSeconds: UInt64(leaseTime), tftpPort: tftpPort, logger: logger)
+                                         leaseSeconds: UInt64(leaseTime), tftpPort: tftpPort, router: router, logger: logger)
         } catch {
             throw CommandFailure("\(error)")
         }

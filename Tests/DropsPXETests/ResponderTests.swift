@@ -172,6 +172,30 @@ import Testing
         let nak = try #require(responder.respond(to: wrong, on: .dhcp, now: 1004).reply)
         #expect(nak.0.options[DHCPOptionCode.messageType] == [DHCPMessageType.nak.rawValue])
     }
+
+    /// A DHCP client like the L4 tftp file provider's (GRUB legacy netboot code: no vendor
+    /// class, broadcast flag clear, asking for options 1, 3, 12 and 18) learns its TFTP server
+    /// from siaddr, and gets the router when --router names one.
+    @Test func fullDHCPNamesUsAsNextServerAndTheRouterForEveryClient() throws {
+        let pool = LeasePool(first: IPv4(10, 77, 0, 100), last: IPv4(10, 77, 0, 101), subnetMask: IPv4(255, 255, 255, 0), leaseSeconds: 600)
+        var discover = try DHCPMessage.decode(CapturedPackets.udhcpcDiscover)
+        discover.options[DHCPOptionCode.vendorClass] = nil
+        discover.options[DHCPOptionCode.parameterRequestList] = [1, 3, 12, 18]
+        discover.flags = 0
+        var withRouter = PXEResponder(serverAddress: Self.server, policy: Self.policy(), leases: pool, router: IPv4(10, 77, 0, 1))
+        let offer = try #require(withRouter.respond(to: discover, on: .dhcp, now: 1000).reply)
+        #expect(offer.0.serverAddress == Self.server)
+        #expect(offer.0.options[DHCPOptionCode.router] == [10, 77, 0, 1])
+        var request = discover
+        request.options[DHCPOptionCode.messageType] = [DHCPMessageType.request.rawValue]
+        request.options[DHCPOptionCode.requestedAddress] = offer.0.yourAddress.bytes
+        request.options[DHCPOptionCode.serverIdentifier] = Self.server.bytes
+        let ack = try #require(withRouter.respond(to: request, on: .dhcp, now: 1001).reply)
+        #expect(ack.0.serverAddress == Self.server && ack.0.options[DHCPOptionCode.router] == [10, 77, 0, 1])
+        var without = PXEResponder(serverAddress: Self.server, policy: Self.policy(), leases: pool)
+        let plain = try #require(without.respond(to: discover, on: .dhcp, now: 1000).reply)
+        #expect(plain.0.serverAddress == Self.server && plain.0.options[DHCPOptionCode.router] == nil)
+    }
 }
 
 @Suite struct LeasePoolTests {
