@@ -39,8 +39,11 @@ struct SlowLinkTests {
         let line = lab.log("tftp").split(separator: "\n").first { $0.contains("read big.bin") }.map(String.init) ?? ""
         #expect(line.contains("options=[blksize=65464 windowsize=64]"), "\(line)")
         // The shaped link really filled the send buffer: the path under test was taken, and
-        // no block went missing on it (a lost one would show as a retransmission after a timeout).
+        // blocks did not go missing on it. A fallback that drops its packet recovers only
+        // through timeouts, with dozens of retransmissions (45 when tried); one seen under a
+        // full test run here came from timing, not from the path, so a few are allowed.
         #expect(line.contains("send-buffer-waits="), "\(line)")
-        #expect(line.contains("retransmissions=0 "), "\(line)")
+        let retransmissions = line.split(separator: " ").first { $0.hasPrefix("retransmissions=") }.flatMap { Int($0.dropFirst("retransmissions=".count)) }
+        #expect(retransmissions.map { $0 < 5 } == true, "\(line)")
     }
 }
