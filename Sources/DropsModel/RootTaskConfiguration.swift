@@ -58,6 +58,12 @@ public struct RootTaskConfiguration: Sendable, Codable, Equatable {
         return (options, words.dropFirst(options.count).joined(separator: " "))
     }
 
+    /// The options that each take the next module (`-symbols`, `-lines`, `-configfile`), in
+    /// the order they appear: the k-th takes module `firstOptionModule + k`.
+    public static func moduleTakingOptions(_ options: [String]) -> [String] {
+        options.filter { option in consumingRootTaskOptions.contains { $0.option == option } }
+    }
+
     /// The file text of a configuration module: the header, then the configuration.
     public static func fileText(header: String, configuration: String) -> String {
         "\(header)\n\(configuration)\n"
@@ -84,7 +90,7 @@ extension Planner {
         guard let header = RootTaskConfiguration.headers[owner.role] else { return }
         let (options, configuration) = RootTaskConfiguration.split(owner.args)
         guard !configuration.isEmpty else { return }
-        let consumed = options.filter { option in consumingRootTaskOptions.contains { $0.option == option } }.count
+        let consumed = RootTaskConfiguration.moduleTakingOptions(options).count
         let changed = configuration.contains { RootTaskConfiguration.rewrittenByGRUB2.contains($0) }
         var record = RootTaskConfiguration(
             owner: owner.name, ownerModule: ownerModule, firstOptionModule: layout.slots.count, header: header,

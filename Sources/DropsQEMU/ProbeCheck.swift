@@ -50,8 +50,7 @@ public struct ConfigurationView: Sendable, Equatable {
         let (options, onCommandLine) = RootTaskConfiguration.split(args)
         var parts: [String] = []
         var sources: [String] = []
-        let consuming = options.filter { option in consumingRootTaskOptions.contains { $0.option == option } }
-        if let position = consuming.firstIndex(of: "-configfile") {
+        if let position = RootTaskConfiguration.moduleTakingOptions(options).firstIndex(of: "-configfile") {
             let index = configuration.firstOptionModule + position
             if let text = report.texts[index] {
                 if let inFile = RootTaskConfiguration.configuration(inFile: text, header: configuration.header) {
@@ -69,11 +68,12 @@ public struct ConfigurationView: Sendable, Equatable {
             sources.append("the command line")
         }
         seen = parts.joined(separator: " ")
-        source = "\(configuration.owner) from " + (sources.isEmpty ? "nowhere" : sources.joined(separator: " and "))
+        let from = sources.isEmpty ? "nowhere" : sources.joined(separator: " and ")
+        source = "\(configuration.owner) from \(from)"
         if reported == nil {
             problems.append("the probe did not report \(configuration.owner)'s command line")
         } else if seen != expected {
-            var problem = "\(configuration.owner) would parse \"\(seen)\" (from \(sources.isEmpty ? "nowhere" : sources.joined(separator: " and "))), the profile says \"\(expected)\""
+            var problem = "\(configuration.owner) would parse \"\(seen)\" (from \(from)), the profile says \"\(expected)\""
             if seen == ProbeCheck.grub2Rewritten(expected) {
                 problem += ": GRUB 2 put a backslash before each quote; config_delivery = \"auto\" or \"module\" delivers the configuration as a file"
             }
