@@ -52,6 +52,8 @@ build: probe
 
 # Debian's own kernel (linux-image-amd64's current package), for the RAM disk boot tests;
 # fetched with apt-get download, never committed, unpacked by the tests with libarchive.
+# Its e1000 driver (a module in Debian's kernel) goes into overlay/, which the linux
+# profile adds to its RAM disk so the run-time step can reach the network.
 KERNEL_DIR := build/kernel
 kernel:
 	@mkdir -p $(KERNEL_DIR); \
@@ -60,7 +62,11 @@ kernel:
 	if ls $(KERNEL_DIR)/$${pkg}_*.deb >/dev/null 2>&1; then echo "make kernel: $$pkg present"; \
 	else (cd $(KERNEL_DIR) && apt-get download -q $$pkg); fi; \
 	bsdtar -xOf $(KERNEL_DIR)/$${pkg}_*.deb 'data.tar.*' | bsdtar -xOf - './boot/vmlinuz-*' > $(KERNEL_DIR)/vmlinuz.new && \
-	mv $(KERNEL_DIR)/vmlinuz.new $(KERNEL_DIR)/vmlinuz && echo "make kernel: $(KERNEL_DIR)/vmlinuz from $$pkg"
+	mv $(KERNEL_DIR)/vmlinuz.new $(KERNEL_DIR)/vmlinuz && echo "make kernel: $(KERNEL_DIR)/vmlinuz from $$pkg" && \
+	mkdir -p $(KERNEL_DIR)/overlay/lib/modules && \
+	bsdtar -xOf $(KERNEL_DIR)/$${pkg}_*.deb 'data.tar.*' | bsdtar -xOf - './lib/modules/*/e1000.ko' > $(KERNEL_DIR)/overlay/lib/modules/e1000.ko.new && \
+	mv $(KERNEL_DIR)/overlay/lib/modules/e1000.ko.new $(KERNEL_DIR)/overlay/lib/modules/e1000.ko && \
+	echo "make kernel: $(KERNEL_DIR)/overlay/lib/modules/e1000.ko (the RAM disk's network driver)"
 
 # BusyBox for ia32 RAM disks (L4Linux on ia32 runs i386 binaries): Debian's busybox-static
 # of architecture i386 (multiarch), fetched with apt-get download, unpacked with bsdtar.

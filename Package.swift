@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "drops-run",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP",
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP", "DropsPXE",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

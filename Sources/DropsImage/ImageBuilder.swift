@@ -65,6 +65,9 @@ public struct ImageBuilder: Sendable {
         for (path, text) in menus {
             try writeFile(root + "/" + path, Data(text.utf8))
         }
+        if !runtimeFiles.isEmpty {
+            try writeFile(root + "/" + Self.runtimeListName, Data(Self.runtimeList(runtimeFiles).utf8))
+        }
         let supportFiles = try BootLoaderFiles.install(into: root, logger: logger)
 
         let manifest = Manifest(
@@ -85,6 +88,14 @@ public struct ImageBuilder: Sendable {
         }
         try writeFile(root + "/" + Manifest.fileName, data)
         return manifest
+    }
+
+    /// The run-time files and their SHA-256 in sha256sum's format, for clients that fetch them
+    /// (the RAM disk's run-time step) and for a quick `sha256sum -c` by hand.
+    public static let runtimeListName = "runtime.sha256"
+
+    static func runtimeList(_ files: [Manifest.Module]) -> String {
+        files.map { "\($0.sha256)  \($0.path)\n" }.joined()
     }
 
     /// Copies (or generates) one component into bin/, inspecting it first.

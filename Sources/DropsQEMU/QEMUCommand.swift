@@ -8,6 +8,9 @@ public struct QEMUCommand: Sendable, Equatable {
     public var arguments: [String]
     /// The folder QEMU must run in.
     public var workingDirectory: String
+    /// Words that start QEMU somewhere else, such as `ip netns exec NAME` for a private lab
+    /// network; empty: QEMU runs here.
+    public var launchPrefix: [String] = []
 
     public init(executable: String, arguments: [String], workingDirectory: String) {
         self.executable = executable
@@ -115,7 +118,7 @@ public struct QEMUCommand: Sendable, Equatable {
 
     /// The command as a shell line, for logs and `--dry-run`.
     public var shellLine: String {
-        ([executable] + arguments).map { word in
+        (launchPrefix + [executable] + arguments).map { word in
             word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,".contains($0) }) ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }.joined(separator: " ")
     }

@@ -97,8 +97,13 @@ public struct QEMURunner: Sendable {
                     finished: @escaping @Sendable (String) -> Bool = { _ in false }) throws(QEMUError) -> QEMUOutcome {
         guard let path = Self.findExecutable(command.executable) else { throw .notInstalled(command.executable) }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = command.arguments
+        if let launcher = command.launchPrefix.first {
+            process.executableURL = URL(fileURLWithPath: launcher)
+            process.arguments = Array(command.launchPrefix.dropFirst()) + [path] + command.arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = command.arguments
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: command.workingDirectory)
         let output = Pipe()
         let errors = Pipe()

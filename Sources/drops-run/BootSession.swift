@@ -31,7 +31,10 @@ final class BootSession: Sendable {
     let progress: Progress
     let port: Int
     let isoPath: String
+    let isPrivate: Bool
     let tapDevice: String?
+    /// The run's private lab network with drops-serve pxe in it (--network private).
+    let lab: PrivateLabServer?
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
     private let scratch: String?
     private let uefiScratch: String?
@@ -54,6 +57,7 @@ final class BootSession: Sendable {
         machine.mac = run.mac
         isoPath = run.isoPath(treeDirectory: treeDirectory)
         tapDevice = run.tapDevice
+        isPrivate = run.network == .private
         if run.firmware == "uefi" {
             guard FileManager.default.fileExists(atPath: MachineOptions.ovmfCode) else {
                 throw CommandFailure("--firmware uefi needs OVMF (\(MachineOptions.ovmfCode)): install Debian's ovmf package")
@@ -70,6 +74,14 @@ final class BootSession: Sendable {
             uefiScratch = nil
         }
         self.machine = machine
+        if run.network == .private {
+            server = nil
+            scratch = nil
+            port = RuntimeDelivery.standardPort
+            lab = run.dryRun ? nil : try Self.startLab(run: run, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
+            return
+        }
+        lab = nil
         guard chain != .qemu, chain != .iso, provider == .drops, tapDevice == nil, !run.dryRun else {
             server = nil
             scratch = nil
@@ -79,7 +91,7 @@ final class BootSession: Sendable {
         var scratch: String?
         var configuration = TFTPServerConfiguration(root: treeDirectory)
         configuration.host = "127.0.0.1"
-        configuration.port = 0
+        configuration.port = run.hostTFTPPort(manifest)
         // Menus name files as /PROFILE/bin/…, the way a shared TFTP root holds many trees.
         configuration.stripPrefixes = ["/" + manifest.profile.name]
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -109,6 +121,38 @@ final class BootSession: Sendable {
         self.scratch = scratch
         self.port = port
         progress.say("serving \(treeDirectory) over TFTP on 127.0.0.1:\(port)" + (chain == .grub ? " (with a GRUB 2 image made for this port)" : ""))
+    }
+
+    /// Makes the private lab network and starts drops-serve pxe in it, serving the tree's
+    /// folder as a lab server would.
+    static func startLab(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws -> PrivateLabServer {
+        if let reason = PrivateLabNetwork.unavailableReason() {
+            throw CommandFailure("--network private cannot run here: \(reason); without root, use --network user (the default)")
+        }
+        let folder = URL(fileURLWithPath: treeDirectory)
+        guard folder.lastPathComponent == manifest.profile.name else {
+            throw CommandFailure("--network private serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); "
+                                 + "build it into a folder named \(manifest.profile.name) (drops-build profile \(manifest.profile.name) --out DIR)")
+        }
+        guard let serve = DropsRun.siblingExecutable("drops-serve") else {
+            throw CommandFailure("--network private needs drops-serve beside drops-run or on PATH")
+        }
+        for name in PrivateLabNetwork.removeLeftovers() {
+            progress.say("removed the network namespace \(name) of an earlier run that no longer exists")
+        }
+        let network: PrivateLabNetwork
+        do { network = try PrivateLabNetwork() } catch { throw CommandFailure("cannot make the private lab network: \(error)") }
+        let root = folder.deletingLastPathComponent().path
+        do {
+            let lab = try PrivateLabServer(network: network, executable: serve, root: root, profile: manifest.profile.name,
+                                           chain: run.chain.rawValue, verbose: run.output.verbose > 0)
+            progress.say("private lab network \(network.namespace): bridge \(PrivateLabNetwork.bridge) \(PrivateLabNetwork.serverAddress)/\(PrivateLabNetwork.prefixLength), "
+                         + "guest on \(PrivateLabNetwork.tap); drops-serve pxe hands out \(PrivateLabNetwork.dhcpRange) and serves \(root) over TFTP on port 69")
+            return lab
+        } catch {
+            network.remove()
+            throw error
+        }
     }
 
     /// Called by the server after each transfer.
@@ -153,6 +197,11 @@ final class BootSession: Sendable {
     func command(kvm: Bool) -> QEMUCommand {
         var machine = machine
         machine.kvm = kvm
+        if isPrivate {
+            var command = QEMUCommand.tapNetwork(manifest: manifest, device: PrivateLabNetwork.tap, machine: machine)
+            command.launchPrefix = lab?.network.launchPrefix ?? ["ip", "netns", "exec", PrivateLabNetwork.namePrefix + String(getpid())]
+            return command
+        }
         if let tapDevice { return QEMUCommand.tapNetwork(manifest: manifest, device: tapDevice, machine: machine) }
         switch (chain, provider) {
         case (.qemu, _):
@@ -212,8 +261,12 @@ final class BootSession: Sendable {
             // The callback is set once; the state tells it which run it belongs to.
             server.setTransferObserver { [self] record in transferEnded(record) }
         }
+        lab?.observe(transfers: { [self] record in transferEnded(record) }, exchanges: { [progress] exchange in
+            if exchange.answered { progress.say("drops-serve: \(exchange.mac) \(exchange.request): \(exchange.outcome)") }
+        })
         progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), chain \(chain.rawValue)"
                      + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + (tapDevice.map { ", on tap device \($0)" } ?? "")
+                     + (isPrivate ? ", on the private lab network" : "")
                      + (machine.uefi != nil ? ", UEFI" : "") + ")")
         let progress = progress
         let patterns = watcher.patterns
@@ -236,17 +289,27 @@ final class BootSession: Sendable {
         }
     }
 
+    /// Ends the boot in progress (a signal came).
+    func interrupt(_ reason: String) {
+        state.withLockedValue { $0.control }?.stop(reason)
+    }
+
     /// Gives transfers still running when the run ends up to 2 s to finish, so the
     /// report sees them: the guest may boot and print before our server has the ACK of the
     /// last module's last block (they travel separately through QEMU).
     func settleTransfers() {
         server?.0.waitUntilIdle(upTo: .seconds(2))
+        lab?.stop()
     }
 
     func close() {
         if let (server, group) = server {
             server.shutdown(grace: .seconds(1))
             try? group.syncShutdownGracefully()
+        }
+        if let lab {
+            lab.stop()
+            lab.network.remove()
         }
         if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
         if let uefiScratch { try? FileManager.default.removeItem(atPath: uefiScratch) }

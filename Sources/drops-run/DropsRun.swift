@@ -29,6 +29,14 @@ enum TFTPProvider: String, CaseIterable, ExpressibleByArgument {
 
 extension KVMMode: ExpressibleByArgument {}
 
+/// Where the guest's network card leads (--network).
+enum GuestNetwork: String, CaseIterable, ExpressibleByArgument {
+    /// QEMU's user networking, our server on the host: no root needed.
+    case user
+    /// A network namespace made for the run, with drops-serve pxe on port 69 in it.
+    case `private`
+}
+
 /// Exit statuses, as `--help` documents them.
 enum RunExit {
     static let mismatch: Int32 = 1
@@ -36,6 +44,8 @@ enum RunExit {
     static let qemuEnded: Int32 = 4
     static let rebooted: Int32 = 5
     static let failed: Int32 = 6
+    /// SIGINT or SIGTERM ended the run (128 + SIGINT, as a shell reports it).
+    static let interrupted: Int32 = 130
 }
 
 struct DropsRun: ParsableCommand {
@@ -48,6 +58,24 @@ struct DropsRun: ParsableCommand {
             TFTP server, which runs inside drops-run on 127.0.0.1 at a free port and serves the \
             tree. The boot loader then fetches its menu and every module from the same server. \
             No root is needed for any chain.
+
+            NETWORKS (--network)
+              user      (default) QEMU's user networking: QEMU hands out the address, our \
+            server listens on the host. QEMU keeps UDP port 69 of 10.0.2.2 for itself, so a \
+            system that fetches files at run time from port 69 of its next server (the L4Env \
+            tftp file provider, the linux profile's RAM disk) cannot reach us. A profile whose \
+            variable runtime_port names another port (drops-build profile NAME --set \
+            runtime_port=6969) makes drops-run serve on that port, and those files arrive; \
+            --tftp-port N fixes the port by hand.
+              private   needs root. drops-run makes a network namespace with a bridge \
+            (10.0.77.1/24) and a tap device for the guest, starts drops-serve pxe in it in \
+            full-DHCP mode on port 69, and removes all of it at the end, also after Ctrl-C \
+            (a namespace left by a killed run is removed by the next one). Firmware, boot \
+            loader and run-time clients then reach our server exactly as on a lab network, \
+            with no port in any profile. The tree must sit in a folder named after its \
+            profile (OUT/NAME), as drops-serve serves it.
+            At the start drops-run says which run-time files (manifest.json's runtimeFiles) \
+            the run can deliver and why; --json reports each with whether it was fetched.
 
             CHAINS (--chain)
               ipxe      the tree's boot.ipxe. Within iPXE's multiboot limits (8 modules, 512 \
@@ -107,12 +135,14 @@ struct DropsRun: ParsableCommand {
               5  the guest rebooted: it reset, or its first milestone came a second time
               6  the guest failed: a failure pattern matched (the verdict names it: kernel \
             debugger entered, boot error, kernel panic, kernel oops, failure pattern matched)
+              130  interrupted (SIGINT or SIGTERM); everything the run made is removed
 
             EXAMPLES
               drops-run selftest                      # the probe image, over iPXE
               drops-run selftest --chain grub --nic rtl8139
               drops-run l4env --build --expect 'login:' --timeout 300
               drops-run out/selftest --tap > selftest.tap
+              sudo drops-run linux --network private --expect 'runtime 1 of 1 files fetched and verified'
             """,
         version: DropsVersion.current)
 
@@ -162,6 +192,14 @@ struct DropsRun: ParsableCommand {
         discussion: "--chain then names the chain that server gives this machine, so the check knows which command-line form to expect.",
         valueName: "name"))
     var tapDevice: String?
+
+    @Option(name: .long, help: ArgumentHelp("Guest network: user (QEMU's, default) or private (a lab network made for the run; root).", valueName: "kind"))
+    var network: GuestNetwork = .user
+
+    @Option(name: .customLong("tftp-port"), help: ArgumentHelp(
+        "Host UDP port our TFTP server listens on under --network user (default: the profile's runtime_port when it is not 69, else a free port).",
+        valueName: "port"))
+    var tftpPort: Int?
 
     @Option(name: .long, help: ArgumentHelp("MAC address of the guest's network card (default: QEMU's).", valueName: "address"))
     var mac: String?
@@ -221,9 +259,46 @@ struct DropsRun: ParsableCommand {
         if tapDevice != nil && (chain == .qemu || chain == .iso || tftp == .qemu) {
             throw ValidationError("--tap-device boots from the lab network: it goes with --chain ipxe, pxelinux or grub, and with our TFTP server")
         }
-        if firmware == "uefi" && tapDevice == nil {
-            throw ValidationError("--firmware uefi boots from a lab network: give --tap-device (QEMU's user network has no UEFI boot file here)")
+        if firmware == "uefi" && tapDevice == nil && network != .private {
+            throw ValidationError("--firmware uefi boots from a lab network: give --network private or --tap-device (QEMU's user network has no UEFI boot file here)")
         }
+        if network == .private {
+            if tapDevice != nil { throw ValidationError("--network private makes its own tap device; it does not go with --tap-device") }
+            if chain == .qemu || chain == .iso || tftp == .qemu {
+                throw ValidationError("--network private boots from the network: it goes with --chain ipxe, pxelinux or grub, and with our TFTP server")
+            }
+            if tftpPort != nil { throw ValidationError("--tftp-port is for --network user; on the private network drops-serve listens on port 69") }
+        }
+        if let tftpPort {
+            guard (1...65535).contains(tftpPort) else { throw ValidationError("--tftp-port must be 1 to 65535") }
+            if tftp == .qemu || chain == .qemu || chain == .iso || tapDevice != nil {
+                throw ValidationError("--tftp-port sets the port of our own server under --network user: it goes with --chain ipxe, pxelinux or grub")
+            }
+        }
+    }
+
+    /// The port our in-process server listens on: --tftp-port, else the profile's
+    /// runtime_port when it is not 69 (so its run-time clients reach us), else any free port.
+    func hostTFTPPort(_ manifest: Manifest) -> Int {
+        if let tftpPort { return tftpPort }
+        let wanted = RuntimeDelivery.profilePort(manifest)
+        return !manifest.runtimeFiles.isEmpty && wanted != RuntimeDelivery.standardPort ? wanted : 0
+    }
+
+    /// Where this run's guest network leads, for the run-time delivery report.
+    func runtimeNetwork(port: Int) -> RuntimeDelivery.Network {
+        if network == .private || tapDevice != nil { return .lab }
+        switch chain {
+        case .qemu: return .none("--chain qemu boots without a network server")
+        case .iso: return .none("the CD boot has no network server")
+        default: return tftp == .qemu ? .builtinTFTP : .user(port: port)
+        }
+    }
+
+    /// A program beside this executable, or on PATH.
+    static func siblingExecutable(_ name: String) -> String? {
+        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+        return FileManager.default.isExecutableFile(atPath: own) ? own : QEMURunner.findExecutable(name)
     }
 
     var kvmMode: KVMMode {
@@ -262,8 +337,12 @@ struct DropsRun: ParsableCommand {
             }
         }
 
+        let interruption = network == .private ? Interruption() : nil
         let session = try BootSession(run: self, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
         defer { session.close() }
+        if let delivery = RuntimeDelivery.assess(manifest, network: runtimeNetwork(port: session.port)), !dryRun {
+            progress.say(delivery.summary)
+        }
         if dryRun {
             let command = session.command(kvm: kvmMode == .on)
             print("cd \(command.workingDirectory) && \(command.shellLine)")
@@ -271,12 +350,16 @@ struct DropsRun: ParsableCommand {
         }
         let log = try openSerialLog()
         let echo = !output.quiet && !output.json && !tap
+        interruption?.onSignal { name in session.interrupt("interrupted by \(name)") }
         let outcome = try session.boot(watcher: watcher, timeout: limit, mode: kvmMode, onLine: { line in
             if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
             log?.write(Data((line + "\n").utf8))
         })
         try? log?.close()
         session.settleTransfers()
+        if let signal = interruption?.received {
+            throw CommandFailure("interrupted by \(signal); the private lab network and its server are removed", exitCode: RunExit.interrupted)
+        }
         try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
     }
 
@@ -336,9 +419,7 @@ struct DropsRun: ParsableCommand {
 
     /// Runs drops-build from beside this executable (or from PATH) to build the profile.
     func buildTree(_ progress: Progress) throws {
-        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("drops-build").path
-        let executable = FileManager.default.isExecutableFile(atPath: own) ? own : QEMURunner.findExecutable("drops-build")
-        guard let executable else { throw CommandFailure("--build needs drops-build beside drops-run or on PATH") }
+        guard let executable = Self.siblingExecutable("drops-build") else { throw CommandFailure("--build needs drops-build beside drops-run or on PATH") }
         progress.say("building \(image) with \(executable)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

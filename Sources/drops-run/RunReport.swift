@@ -172,6 +172,17 @@ struct RunSummary: Encodable {
     var problems: [String]
     var configuration: Configuration?
     var served: [Served]
+    var network: String
+    var runtimeFiles: [RuntimeFile]
+
+    /// A file the booted system fetches itself: whether this run could deliver it, and
+    /// whether our server did.
+    struct RuntimeFile: Encodable {
+        var path: String
+        var deliverable: Bool
+        var reason: String
+        var fetched: Bool
+    }
 
     struct Configuration: Encodable {
         var source: String
@@ -199,5 +210,11 @@ struct RunSummary: Encodable {
         problems = check?.problems ?? []
         configuration = check?.configuration.map { Configuration(source: $0.source, seen: $0.seen, expected: $0.expected, ok: $0.ok) }
         served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome) }
+        network = report.run.network.rawValue
+        let delivery = RuntimeDelivery.assess(report.manifest, network: report.run.runtimeNetwork(port: report.session.port))
+        let fetched = Set(report.session.served.filter { $0.outcome == "ok" }.map { report.session.normalized($0.file) })
+        runtimeFiles = report.manifest.runtimeFiles.map {
+            RuntimeFile(path: $0.path, deliverable: delivery?.deliverable ?? false, reason: delivery?.reason ?? "", fetched: fetched.contains($0.path))
+        }
     }
 }

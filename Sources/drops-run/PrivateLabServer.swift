@@ -1,0 +1,108 @@
+import DropsCLI
+import DropsPXE
+import DropsQEMU
+import DropsTFTP
+import Foundation
+import NIOConcurrencyHelpers
+
+/// drops-serve pxe started inside a run's private lab network, in full-DHCP mode on port 69,
+/// exactly as a lab runs it; its JSON log is read back for the run's progress and report.
+final class PrivateLabServer: Sendable {
+    let network: PrivateLabNetwork
+    let root: String
+    private let process: Process
+    private let scratch: String
+    private let state = NIOLockedValueBox(LogState())
+
+    struct LogState {
+        var lines: [String] = []
+        var partial = Data()
+        var ready = false
+        var ended = false
+        var onTransfer: (@Sendable (TransferRecord) -> Void)?
+        var onExchange: (@Sendable (PXEExchange) -> Void)?
+    }
+
+    /// Starts drops-serve serving `root` (the folder holding the tree as `profile/`) and
+    /// waits until it serves. Throws with what drops-serve said when it cannot start.
+    init(network: PrivateLabNetwork, executable: String, root: String, profile: String, chain: String, verbose: Bool) throws {
+        self.network = network
+        self.root = root
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-lab-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+        let process = Process()
+        let prefix = network.launchPrefix
+        process.executableURL = URL(fileURLWithPath: prefix[0])
+        process.arguments = Array(prefix.dropFirst()) + [executable, "pxe", "--interface", PrivateLabNetwork.bridge, "--root", root,
+                                                        "--default-profile", profile, "--chain", chain,
+                                                        "--dhcp-range", PrivateLabNetwork.dhcpRange, "--lease-file", scratch + "/leases",
+                                                        "--log-format", "json", "--grace", "2"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = verbose ? FileHandle.standardError : FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        self.process = process
+        let state = state
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            let (records, exchanges, transfer, exchange) = state.withLockedValue { value -> ([TransferRecord], [PXEExchange], (@Sendable (TransferRecord) -> Void)?, (@Sendable (PXEExchange) -> Void)?) in
+                if data.isEmpty { value.ended = true; return ([], [], nil, nil) }
+                value.partial.append(data)
+                var records: [TransferRecord] = []
+                var exchanges: [PXEExchange] = []
+                while let newline = value.partial.firstIndex(of: 0x0A) {
+                    let line = String(decoding: value.partial[value.partial.startIndex..<newline], as: UTF8.self)
+                    value.partial.removeSubrange(value.partial.startIndex...newline)
+                    value.lines.append(line)
+                    if line.contains("serving profiles") { value.ready = true }
+                    let bytes = Data(line.utf8)
+                    if let record = try? JSONDecoder().decode(TransferRecord.self, from: bytes) {
+                        records.append(record)
+                    } else if let exchange = try? JSONDecoder().decode(PXEExchange.self, from: bytes) {
+                        exchanges.append(exchange)
+                    }
+                }
+                return (records, exchanges, value.onTransfer, value.onExchange)
+            }
+            if data.isEmpty { handle.readabilityHandler = nil }
+            for record in records { transfer?(record) }
+            for item in exchanges { exchange?(item) }
+        }
+        do { try process.run() } catch {
+            try? FileManager.default.removeItem(atPath: scratch)
+            throw CommandFailure("cannot start \(executable) in the private network: \(error.localizedDescription)")
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let (ready, ended) = state.withLockedValue { ($0.ready, $0.ended) }
+            if ready { return }
+            if ended || !process.isRunning { break }
+            usleep(50_000)
+        }
+        let said = state.withLockedValue { $0.lines.suffix(10).joined(separator: "\n") }
+        stop()
+        throw CommandFailure("drops-serve pxe did not start in the private network" + (said.isEmpty ? "" : ": \(said)"))
+    }
+
+    func observe(transfers: @escaping @Sendable (TransferRecord) -> Void, exchanges: @escaping @Sendable (PXEExchange) -> Void) {
+        state.withLockedValue {
+            $0.onTransfer = transfers
+            $0.onExchange = exchanges
+        }
+    }
+
+    /// SIGTERM: drops-serve lets running transfers finish (for --grace) and logs them, so
+    /// the report sees every transfer. Waits for it to end, then for its log's last line.
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let deadline = Date().addingTimeInterval(1)
+        while !state.withLockedValue({ $0.ended }) && Date() < deadline { usleep(10_000) }
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
+}
