@@ -63,7 +63,7 @@ public final class LegacyNetbootClient: @unchecked Sendable {
         let result = LockedResult<T>()
         let thread = Thread {
             let descriptor = open("/run/netns/\(self.namespace)", O_RDONLY)
-            guard descriptor >= 0, setns(descriptor, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
+            guard descriptor >= 0, let enter = Self.setns, enter(descriptor, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
                 result.set(.failure(Failure.system("cannot enter the network namespace \(self.namespace): \(String(cString: strerror(errno)))")))
                 return
             }
@@ -73,6 +73,12 @@ public final class LegacyNetbootClient: @unchecked Sendable {
         thread.start()
         return try result.wait().get()
     }
+
+    /// glibc's setns(2), which Swift's Glibc module leaves out (it needs _GNU_SOURCE).
+    static let setns: (@convention(c) (Int32, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+    }()
 
     /// DHCP from DISCOVER to ACK; puts the address on the interface.
     public func lease() throws -> Lease {
@@ -89,17 +95,17 @@ public final class LegacyNetbootClient: @unchecked Sendable {
     private func dhcp() throws -> Lease {
         let index = if_nametoindex(interface)
         guard index != 0 else { throw Failure.system("no interface \(interface) in \(namespace)") }
-        let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), Int32(UInt16(ETH_P_IP).bigEndian))
+        let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), Int32(UInt16(0x0800).bigEndian))
         guard fd >= 0 else { throw Failure.system("packet socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var link = sockaddr_ll()
-        link.sll_family = UInt16(AF_PACKET)
-        link.sll_protocol = UInt16(ETH_P_IP).bigEndian
-        link.sll_ifindex = Int32(index)
-        link.sll_halen = 6
-        withUnsafeMutableBytes(of: &link.sll_addr) { for i in 0..<6 { $0[i] = 0xFF } }
+        var link = LinkAddress()
+        link.family = UInt16(AF_PACKET)
+        link.protocolNumber = UInt16(0x0800).bigEndian
+        link.interfaceIndex = Int32(index)
+        link.addressLength = 6
+        link.address = (0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0)
         var bound = link
-        let bindResult = withUnsafePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_ll>.size)) } }
+        let bindResult = withUnsafePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<LinkAddress>.size)) } }
         guard bindResult == 0 else { throw Failure.system("bind: \(String(cString: strerror(errno)))") }
 
         let xid = UInt32.random(in: 1...UInt32.max)
@@ -128,7 +134,7 @@ public final class LegacyNetbootClient: @unchecked Sendable {
         return bytes + [UInt8](repeating: 0, count: max(0, 300 - bytes.count))
     }
 
-    private func send(_ fd: Int32, link: sockaddr_ll, _ payload: [UInt8]) throws {
+    private func send(_ fd: Int32, link: LinkAddress, _ payload: [UInt8]) throws {
         var packet = [UInt8](repeating: 0, count: 28) + payload
         let total = UInt16(packet.count)
         packet[0] = 0x45; packet[2] = UInt8(total >> 8); packet[3] = UInt8(total & 0xFF)
@@ -142,7 +148,7 @@ public final class LegacyNetbootClient: @unchecked Sendable {
         var target = link
         let sent = packet.withUnsafeBytes { buffer in
             withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_ll>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<LinkAddress>.size)) }
             }
         }
         guard sent == packet.count else { throw Failure.system("sendto: \(String(cString: strerror(errno)))") }
@@ -278,6 +284,17 @@ public final class LegacyNetbootClient: @unchecked Sendable {
         }
         guard sent == bytes.count else { throw Failure.system("sendto: \(String(cString: strerror(errno)))") }
     }
+}
+
+/// struct sockaddr_ll (linux/if_packet.h), which Swift's Glibc module does not import.
+struct LinkAddress {
+    var family: UInt16 = 0
+    var protocolNumber: UInt16 = 0
+    var interfaceIndex: Int32 = 0
+    var hardwareType: UInt16 = 0
+    var packetType: UInt8 = 0
+    var addressLength: UInt8 = 0
+    var address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// A result handed from a thread to its waiter.

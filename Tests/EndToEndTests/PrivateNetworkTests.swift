@@ -1,3 +1,4 @@
+import DropsImage
 import DropsQEMU
 import DropsTestSupport
 import Foundation
@@ -105,5 +106,37 @@ struct PrivateNetworkTests {
         #expect(Self.processes(containing: "--root \(root) --default-profile selftest").isEmpty)
         #expect(helpers.allSatisfy { kill($0, 0) != 0 }, "drops-serve and QEMU are gone")
         if Self.runNamespaces().contains(leftover) { _ = try? ChildProcess(["/usr/sbin/ip", "netns", "delete", leftover]).wait() }
+    }
+}
+
+/// The historic L4Env tftp file provider's DHCP and TFTP, replayed by a client that takes
+/// answers the way its netboot code does (it ignores one without a next server), against
+/// drops-serve pxe as the only DHCP server of a lab network.
+@Suite(.enabled(if: LabNetwork.available, "needs root, iproute2 and dnsmasq-base (make deps; CI runs as root)"))
+struct LegacyFileProviderTests {
+    @Test func historicClientGetsAnAddressAndItsRuntimeFileFromDropsServe() throws {
+        let root = try LabBootTests.trees.get()
+        let manifest = try TreeVerifier.loadManifest(directory: root + "/linux")
+        let expected = try #require(manifest.runtimeFiles.first)
+        let lab = try LabNetwork(taps: 0, siteDHCP: false)
+        // The PC: its own namespace, joined to the lab bridge by a veth pair, no address yet.
+        let pc = lab.lab.replacingOccurrences(of: "dlab-", with: "dpc-")
+        try lab.run(["ip", "netns", "add", pc])
+        defer { _ = try? lab.run(["ip", "netns", "delete", pc]) }
+        try lab.run(["ip", "-n", lab.lab, "link", "add", "pc0", "address", "52:54:00:aa:00:01", "type", "veth", "peer", "name", "pc0-br"])
+        try lab.run(["ip", "-n", lab.lab, "link", "set", "pc0", "netns", pc])
+        try lab.run(["ip", "-n", lab.lab, "link", "set", "pc0-br", "master", "br0", "up"])
+        try lab.run(["ip", "-n", pc, "link", "set", "lo", "up"])
+        try lab.run(["ip", "-n", pc, "link", "set", "pc0", "up"])
+        try LabBootTests().serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "linux", "--dhcp-range", "10.77.0.150-10.77.0.160",
+                                                                          "--lease-file", lab.work.path + "/leases"])
+        let client = LegacyNetbootClient(namespace: pc, interface: "pc0", mac: [0x52, 0x54, 0x00, 0xAA, 0x00, 0x01])
+        let lease = try client.lease()
+        #expect(lease.nextServer == LabNetwork.serverAddress, "siaddr names drops-serve")
+        #expect(lease.discovers == 1, "the first answer was taken")
+        #expect(lease.address.hasPrefix("10.77.0.1"), "\(lease.address)")
+        let bytes = try client.fetch("/linux/" + expected.path, from: lease.nextServer)
+        #expect(FileDigest.sha256(bytes) == expected.sha256)
+        #expect(lab.waitFor("read /linux/\(expected.path) client=\(lease.address):2001 options=[blksize=1432 tsize=\(expected.size)]", in: "pxe"), "\(lab.log("pxe"))")
     }
 }
