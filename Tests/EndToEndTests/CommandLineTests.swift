@@ -144,6 +144,23 @@ import Testing
         #expect(try run("drops-run", ["x", "--timeout", "-1"], in: work.path).status == 2)
     }
 
+    /// --network and --tftp-port: combinations that cannot work are refused, each naming why.
+    @Test func networkOptionsThatCannotWorkAreRefused() throws {
+        let (work, _) = workspace()
+        for (arguments, words) in [
+            (["--network", "private", "--tap-device", "tap9"], "makes its own tap device"),
+            (["--network", "private", "--chain", "qemu"], "boots from the network"),
+            (["--network", "private", "--tftp-port", "6969"], "on the private network drops-serve listens on port 69"),
+            (["--tftp-port", "0"], "--tftp-port must be 1 to 65535"),
+            (["--tftp-port", "6969", "--iso"], "--tftp-port sets the port of our own server"),
+            (["--network", "wide"], "wide"),
+        ] {
+            let result = try run("drops-run", ["x"] + arguments, in: work.path)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains(words), "\(arguments): \(result.stderr)")
+        }
+    }
+
     @Test func helpIsThereForEveryCommand() throws {
         let (work, _) = workspace()
         for (tool, args) in [("drops-build", ["--help"]), ("drops-build", ["profile", "--help"]), ("drops-run", ["--help"]), ("drops-serve", ["--help"])] {

@@ -217,9 +217,33 @@ import Testing
             #expect(run.served.contains("bin/vmlinuz") && run.served.contains("bin/ramdisk.img"), "\(chain): \(run.served)")
             let patterns = run.summary["patterns"] as? [[String: Any]] ?? []
             #expect(patterns.count == 2 && patterns.allSatisfy { $0["seconds"] is Double }, "\(chain): \(patterns)")
+            // QEMU keeps port 69: said at the start, and the report says nothing was fetched.
+            #expect(run.stderr.contains("run-time files (bin/runtime-check.txt) cannot be delivered: the profile's clients ask port 69"), "\(run.stderr.prefix(2000))")
+            let files = run.summary["runtimeFiles"] as? [[String: Any]] ?? []
+            #expect(files.first?["deliverable"] as? Bool == false && files.first?["fetched"] as? Bool == false, "\(files)")
         }
         let cd = try DropsRunTool.run([tree, "--iso", "--json"])
         #expect(cd.status == 0, "iso: \(cd.stderr.suffix(3000))")
+    }
+
+    /// Without root: a profile whose runtime_port is not 69 makes drops-run serve on that
+    /// port, which QEMU forwards, so the RAM disk's run-time step gets its file from us.
+    @Test func runtimePortBringsRuntimeFilesToOurServerWithoutRoot() throws {
+        try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
+        let work = TemporaryDirectory("drops-linux-port")
+        let components = TemporaryDirectory("drops-linux-parts")
+        let vmlinuz = try RamDiskBootTests().kernel(into: components)
+        try FileManager.default.moveItem(atPath: vmlinuz, toPath: work.path + "/vmlinuz")
+        let port = Int.random(in: 20_000...29_999)
+        let build = try #require(CommandLineTests.executable("drops-build"))
+        let child = try ChildProcess([build, "profile", "linux", "--search-path", work.path, "--out", work.path + "/out", "--set", "runtime_port=\(port)"],
+                                     errors: work.path + "/build.err", environment: ["DROPS_PROFILES_DIR": Repository.profiles])
+        #expect(child.wait() == 0, "\((try? String(contentsOfFile: work.path + "/build.err", encoding: .utf8)) ?? "")")
+        let run = try DropsRunTool.run([work.path + "/out/linux", "--json", "--no-milestones", "--expect", "DROPS-ROOTFS runtime 1 of 1 files fetched and verified"])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.stderr.contains("over TFTP on 127.0.0.1:\(port)"), "\(run.stderr.prefix(1000))")
+        #expect(run.stderr.contains("run-time files (bin/runtime-check.txt) can be delivered"))
+        #expect(run.served.contains("bin/runtime-check.txt"), "\(run.served)")
     }
 }
 
