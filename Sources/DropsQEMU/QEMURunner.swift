@@ -28,6 +28,8 @@ public struct QEMUOutcome: Sendable {
     public var seconds: Double
     /// Seconds since the start at which each pattern matched.
     public var matchTimes: [Double]
+    /// Seconds since the start at which each transcript line ended.
+    public var lineTimes: [Double] = []
     /// True when the guest wrote anything to its serial console.
     public var guestSpoke: Bool { !transcript.isEmpty }
 }
@@ -180,7 +182,7 @@ public struct QEMURunner: Sendable {
             ending = .failed(verdict: verdict, pattern: pattern, line: String(whole))
         }
         return QEMUOutcome(ending: ending!, transcript: state.transcript, diagnostics: state.diagnostics,
-                           seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes)
+                           seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes, lineTimes: state.times)
     }
 }
 
@@ -206,6 +208,7 @@ final class RunState: @unchecked Sendable {
     private let lock = NSLock()
     private let watcher: SerialWatcher
     private var lines: [String] = []
+    private var lineTimes: [Double] = []
     private var errorBytes: [UInt8] = []
     private var verdict: QEMUOutcome.Ending?
     private var outputEnded = false
@@ -222,6 +225,7 @@ final class RunState: @unchecked Sendable {
                 switch event {
                 case let .line(line):
                     lines.append(line)
+                    lineTimes.append(time)
                     if verdict == nil, finished(line) { verdict = .finished }
                 case let .rebooted(line):
                     if verdict == nil { verdict = .rebooted(line: line) }
@@ -243,7 +247,10 @@ final class RunState: @unchecked Sendable {
             let rest = watcher.unfinishedLine
             guard !rest.isEmpty else { return [] }
             let events = watcher.feed([0x0A], at: time)
-            for case let .line(line) in events { lines.append(line) }
+            for case let .line(line) in events {
+                lines.append(line)
+                lineTimes.append(time)
+            }
             if verdict == nil, watcher.isComplete, !watcher.patterns.isEmpty { verdict = .finished }
             return events
         }
@@ -267,5 +274,6 @@ final class RunState: @unchecked Sendable {
     }
 
     var transcript: String { lock.withLock { lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n") } }
+    var times: [Double] { lock.withLock { lineTimes } }
     var diagnostics: String { lock.withLock { String(decoding: errorBytes, as: UTF8.self) } }
 }

@@ -78,12 +78,14 @@ struct RunReport {
     /// of it matched, say so, since waiting longer cannot help.
     func seenTooEarly(_ index: Int) -> String {
         guard index < patterns.count, let watcher = try? SerialWatcher(patterns: [patterns[index]]) else { return "" }
-        let lines = outcome.transcript.split(whereSeparator: \.isNewline)
+        // One entry per line the watcher saw, empty ones too, so the times line up.
+        let lines = outcome.transcript.split(separator: "\n", omittingEmptySubsequences: false)
         for (number, line) in lines.enumerated() {
             _ = watcher.feed(Array((line + "\n").utf8), at: 0)
             guard watcher.isComplete else { continue }
             let before = index == 0 ? "" : ", before pattern \(index) (\(patterns[index - 1].description)) matched"
-            return "; it was on the console already (serial line \(number + 1)\(before)): patterns are matched in order, "
+            let when = number < outcome.lineTimes.count ? String(format: " at %.1f s", outcome.lineTimes[number]) : ""
+            return "; it was on the console already (serial line \(number + 1)\(when)\(before)): patterns are matched in order, "
                 + "so drop or reorder the --expect patterns, or pass --no-milestones to match only yours"
         }
         return ""
