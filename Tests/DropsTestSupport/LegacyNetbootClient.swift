@@ -49,8 +49,8 @@ public final class LegacyNetbootClient: @unchecked Sendable {
     public let mac: [UInt8]
     /// DISCOVERs before giving up, as the observed client (MAX_BOOTP_RETRIES there).
     public var attempts = 4
-    /// Seconds to wait for each answer.
-    public var wait = 2.0
+    /// Seconds to wait for each answer (dnsmasq pings an address for about 3 s before it offers it).
+    public var wait = 4.0
 
     public init(namespace: String, interface: String, mac: [UInt8]) {
         self.namespace = namespace
@@ -114,8 +114,13 @@ public final class LegacyNetbootClient: @unchecked Sendable {
             try send(fd, link: link, message(type: 1, xid: xid, extra: []))
             guard let offer = try receive(fd, xid: xid, until: Date().addingTimeInterval(wait), ignored: &ignored), offer.type == 2 else { continue }
             let request = message(type: 3, xid: xid, extra: [54, 4] + offer.serverID + [50, 4] + offer.yiaddr)
-            try send(fd, link: link, request)
-            guard let ack = try receive(fd, xid: xid, until: Date().addingTimeInterval(wait), ignored: &ignored), ack.type == 5 else { throw Failure.noAck }
+            // As GRUB's REQUEST loop: any answer but an ACK (a late OFFER) sends it again.
+            var acknowledged: Reply?
+            for _ in 1...attempts where acknowledged == nil {
+                try send(fd, link: link, request)
+                if let reply = try receive(fd, xid: xid, until: Date().addingTimeInterval(wait), ignored: &ignored), reply.type == 5 { acknowledged = reply }
+            }
+            guard let ack = acknowledged else { throw Failure.noAck }
             let address = ack.yiaddr.map(String.init).joined(separator: ".")
             try configure(address)
             return Lease(address: address, nextServer: ack.siaddr.map(String.init).joined(separator: "."),

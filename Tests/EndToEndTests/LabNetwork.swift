@@ -24,7 +24,8 @@ final class LabNetwork {
     private var children: [ChildProcess] = []
     private(set) var taps: [String] = []
 
-    init(taps count: Int, siteDHCP: Bool = true) throws {
+    /// `siteOptions` go to the site's dnsmasq as they are (`--dhcp-boot=…` naming a boot server).
+    init(taps count: Int, siteDHCP: Bool = true, siteOptions: [String] = []) throws {
         let id = "\(getpid() % 100_000)-\(Self.counter.next())"
         lab = "dlab-\(id)"
         site = "dsite-\(id)"
@@ -51,7 +52,7 @@ final class LabNetwork {
         guard siteDHCP else { return }
         try start(in: site, ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--interface=site0",
                              "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.199,1h", "--dhcp-leasefile=\(work.path)/site.leases",
-                             "--log-dhcp", "--log-facility=-", "--pid-file=\(work.path)/site.pid", "--user=root"], log: "site-dhcp")
+                             "--log-dhcp", "--log-facility=-", "--pid-file=\(work.path)/site.pid", "--user=root"] + siteOptions, log: "site-dhcp")
     }
 
     deinit {

@@ -114,29 +114,57 @@ struct PrivateNetworkTests {
 /// drops-serve pxe as the only DHCP server of a lab network.
 @Suite(.enabled(if: LabNetwork.available, "needs root, iproute2 and dnsmasq-base (make deps; CI runs as root)"))
 struct LegacyFileProviderTests {
-    @Test func historicClientGetsAnAddressAndItsRuntimeFileFromDropsServe() throws {
-        let root = try LabBootTests.trees.get()
-        let manifest = try TreeVerifier.loadManifest(directory: root + "/linux")
-        let expected = try #require(manifest.runtimeFiles.first)
-        let lab = try LabNetwork(taps: 0, siteDHCP: false)
-        // The PC: its own namespace, joined to the lab bridge by a veth pair, no address yet.
+    /// A PC on the lab bridge: its own namespace, joined by a veth pair, no address yet.
+    func pc(on lab: LabNetwork) throws -> (LegacyNetbootClient, String) {
         let pc = lab.lab.replacingOccurrences(of: "dlab-", with: "dpc-")
         try lab.run(["ip", "netns", "add", pc])
-        defer { _ = try? lab.run(["ip", "netns", "delete", pc]) }
         try lab.run(["ip", "-n", lab.lab, "link", "add", "pc0", "address", "52:54:00:aa:00:01", "type", "veth", "peer", "name", "pc0-br"])
         try lab.run(["ip", "-n", lab.lab, "link", "set", "pc0", "netns", pc])
         try lab.run(["ip", "-n", lab.lab, "link", "set", "pc0-br", "master", "br0", "up"])
         try lab.run(["ip", "-n", pc, "link", "set", "lo", "up"])
         try lab.run(["ip", "-n", pc, "link", "set", "pc0", "up"])
+        return (LegacyNetbootClient(namespace: pc, interface: "pc0", mac: [0x52, 0x54, 0x00, 0xAA, 0x00, 0x01]), pc)
+    }
+
+    /// Fetches the linux tree's run-time file as the client does and checks it and the log line.
+    func fetchRuntimeFile(_ client: LegacyNetbootClient, lease: LegacyNetbootClient.Lease, lab: LabNetwork, root: String) throws {
+        let manifest = try TreeVerifier.loadManifest(directory: root + "/linux")
+        let expected = try #require(manifest.runtimeFiles.first)
+        let bytes = try client.fetch("/linux/" + expected.path, from: lease.nextServer)
+        #expect(FileDigest.sha256(bytes) == expected.sha256)
+        #expect(lab.waitFor("read /linux/\(expected.path) client=\(lease.address):2001 options=[blksize=1432 tsize=\(expected.size)]", in: "pxe"), "\(lab.log("pxe"))")
+    }
+
+    /// drops-serve pxe as the only DHCP server (full DHCP): siaddr names it.
+    @Test func historicClientGetsAnAddressAndItsRuntimeFileFromDropsServe() throws {
+        let root = try LabBootTests.trees.get()
+        let lab = try LabNetwork(taps: 0, siteDHCP: false)
+        let (client, pc) = try pc(on: lab)
+        defer { _ = try? lab.run(["ip", "netns", "delete", pc]) }
         try LabBootTests().serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "linux", "--dhcp-range", "10.77.0.150-10.77.0.160",
                                                                           "--lease-file", lab.work.path + "/leases"])
-        let client = LegacyNetbootClient(namespace: pc, interface: "pc0", mac: [0x52, 0x54, 0x00, 0xAA, 0x00, 0x01])
         let lease = try client.lease()
         #expect(lease.nextServer == LabNetwork.serverAddress, "siaddr names drops-serve")
         #expect(lease.discovers == 1, "the first answer was taken")
         #expect(lease.address.hasPrefix("10.77.0.1"), "\(lease.address)")
-        let bytes = try client.fetch("/linux/" + expected.path, from: lease.nextServer)
-        #expect(FileDigest.sha256(bytes) == expected.sha256)
-        #expect(lab.waitFor("read /linux/\(expected.path) client=\(lease.address):2001 options=[blksize=1432 tsize=\(expected.size)]", in: "pxe"), "\(lab.log("pxe"))")
+        try fetchRuntimeFile(client, lease: lease, lab: lab, root: root)
+    }
+
+    /// The site's dnsmasq hands out the address and names drops-serve as the next server
+    /// (dhcp-boot); drops-serve pxe beside it in proxy mode serves the file.
+    @Test func historicClientFetchesFromDropsServeNamedBySiteDHCP() throws {
+        let root = try LabBootTests.trees.get()
+        let lab = try LabNetwork(taps: 0, siteOptions: ["--dhcp-boot=pxelinux.0,drops,\(LabNetwork.serverAddress)"])
+        let (client, pc) = try pc(on: lab)
+        defer { _ = try? lab.run(["ip", "netns", "delete", pc]) }
+        try LabBootTests().serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "linux"])
+        let lease: LegacyNetbootClient.Lease
+        do { lease = try client.lease() } catch {
+            Issue.record("\(error); the site's DHCP server said: \(lab.log("site-dhcp").suffix(3000))")
+            return
+        }
+        #expect(lease.nextServer == LabNetwork.serverAddress, "dnsmasq's siaddr names drops-serve")
+        #expect(lease.address.hasPrefix("10.77.0.1"), "\(lease.address)")
+        try fetchRuntimeFile(client, lease: lease, lab: lab, root: root)
     }
 }
