@@ -204,7 +204,7 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("MAC address of the guest's network card (default: QEMU's).", valueName: "address"))
     var mac: String?
 
-    @Option(name: .long, help: ArgumentHelp("Guest firmware: bios (SeaBIOS, default) or uefi (OVMF, Debian package ovmf; with --tap-device).", valueName: "kind"))
+    @Option(name: .long, help: ArgumentHelp("Guest firmware: bios (SeaBIOS, default) or uefi (OVMF, Debian package ovmf; with --network private or --tap-device).", valueName: "kind"))
     var firmware = "bios"
 
     @Option(name: .long, help: ArgumentHelp("Whose TFTP server the firmware uses: drops (ours) or qemu (QEMU's built-in one, for comparison).", valueName: "server"))
