@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "DropsQEMU", targets: ["DropsQEMU"]),
         .library(name: "DropsArchive", targets: ["DropsArchive"]),
         .library(name: "DropsFetch", targets: ["DropsFetch"]),
+        .library(name: "DropsLab", targets: ["DropsLab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -121,6 +122,9 @@ let package = Package(
         ),
         // Synthetic binaries and temporary folders shared by the test targets.
         .target(name: "DropsTestSupport", path: "Tests/DropsTestSupport"),
+        // Lab PCs: power (IPMI through ipmitool, Wake-on-LAN, command hooks).
+        .target(name: "DropsLab", dependencies: ["DropsModel"]),
+        .testTarget(name: "DropsLabTests", dependencies: ["DropsLab", "DropsModel", "DropsTestSupport"]),
         // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
         .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),

@@ -10,6 +10,9 @@ import Foundation
 ///     name = "pc07"
 ///     profile = "selftest"
 ///     chain = "pxelinux"              # optional: ipxe, pxelinux or grub
+///     firmware = "bios"               # optional: bios or uefi (what drops-run expects of it)
+///     power = { ipmi = { host = "10.0.0.50", user = "admin", password_file = "pc07.ipmi" } }
+///     console = "tcp://10.0.0.9:7007"
 public struct HostTable: Sendable, Equatable {
     public struct Host: Sendable, Equatable {
         /// Lower-case `aa:bb:cc:dd:ee:ff`.
@@ -17,7 +20,24 @@ public struct HostTable: Sendable, Equatable {
         public var name: String
         public var profile: String
         public var chain: String?
+        public var firmware: String?
+        /// How drops-run switches it (`power`), when it can.
+        public var power: PowerControl?
+        /// Where drops-run reads its serial console (`console`).
+        public var console: ConsoleSource?
         public var location: SourceLocation
+
+        public init(mac: String, name: String, profile: String, chain: String? = nil, firmware: String? = nil,
+                    power: PowerControl? = nil, console: ConsoleSource? = nil, location: SourceLocation) {
+            self.mac = mac
+            self.name = name
+            self.profile = profile
+            self.chain = chain
+            self.firmware = firmware
+            self.power = power
+            self.console = console
+            self.location = location
+        }
     }
 
     public enum UnknownMachines: String, Sendable, CaseIterable {
@@ -29,7 +49,8 @@ public struct HostTable: Sendable, Equatable {
 
     public static let chains = ["ipxe", "pxelinux", "grub"]
     static let topKeys = ["default_profile", "unknown", "host"]
-    static let hostKeys = ["mac", "name", "profile", "chain"]
+    static let hostKeys = ["mac", "name", "profile", "chain", "firmware", "power", "console"]
+    public static let firmwares = ["bios", "uefi"]
 
     public var defaultProfile: String?
     public var unknown = UnknownMachines.boot
@@ -106,6 +127,9 @@ public struct HostTable: Sendable, Equatable {
         var name: String?
         var profile: String?
         var chain: String?
+        var firmware: String?
+        var power: PowerControl?
+        var console: ConsoleSource?
         for (key, value) in entries {
             let fullKey = "\(keyPath).\(key)"
             let kAt = locator.location(fullKey)
@@ -130,12 +154,26 @@ public struct HostTable: Sendable, Equatable {
                     throw .invalidValue(kAt, key: fullKey, message: "'\(text)' is not a boot chain; use one of \(chains.joined(separator: ", "))")
                 }
                 chain = text
+            case "firmware":
+                let text = try ProfileDecoder.string(value, key: fullKey, at: kAt)
+                guard firmwares.contains(text) else {
+                    throw .invalidValue(kAt, key: fullKey, message: "'\(text)' is not a firmware; use bios or uefi")
+                }
+                firmware = text
+            case "power":
+                power = try decodePower(value, key: fullKey, locator: locator)
+            case "console":
+                console = try decodeConsole(value, key: fullKey, at: kAt)
             default:
                 throw .unknownKey(kAt, key: fullKey, known: hostKeys)
             }
         }
         guard let mac else { throw .invalidValue(at, key: keyPath, message: "has no 'mac'; every [[host]] names its machine's MAC address") }
         guard let profile else { throw .invalidValue(at, key: keyPath, message: "has no 'profile'; say which image this machine boots") }
-        return Host(mac: mac, name: name ?? mac, profile: profile, chain: chain, location: at)
+        if console == .ipmiSOL && power?.ipmi == nil {
+            throw .invalidValue(locator.location("\(keyPath).console"), key: "\(keyPath).console",
+                                message: "ipmi-sol reads the console through the BMC: give power = { ipmi = { … } } for this host too")
+        }
+        return Host(mac: mac, name: name ?? mac, profile: profile, chain: chain, firmware: firmware, power: power, console: console, location: at)
     }
 }
