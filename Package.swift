@@ -123,8 +123,9 @@ let package = Package(
         // Synthetic binaries and temporary folders shared by the test targets.
         .target(name: "DropsTestSupport", path: "Tests/DropsTestSupport"),
         // Lab PCs: power (IPMI through ipmitool, Wake-on-LAN, command hooks).
-        .target(name: "DropsLab", dependencies: ["DropsModel"]),
-        .testTarget(name: "DropsLabTests", dependencies: ["DropsLab", "DropsModel", "DropsTestSupport"]),
+        .target(name: "DropsLab", dependencies: ["DropsModel", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .testTarget(name: "DropsLabTests", dependencies: ["DropsLab", "DropsModel", "DropsTestSupport",
+                                                         .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
         .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),

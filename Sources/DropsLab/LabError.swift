@@ -5,11 +5,14 @@ public enum LabError: Error, Sendable, Equatable, CustomStringConvertible {
     case power(host: String, action: String, reason: String)
     /// The host's power block cannot do this (Wake-on-LAN cannot switch off).
     case unsupported(host: String, action: String, reason: String)
+    /// The console cannot be opened or read.
+    case console(host: String, reason: String)
 
     public var description: String {
         switch self {
         case let .power(host, action, reason): return "power \(action) of \(host) failed: \(reason)"
         case let .unsupported(host, action, reason): return "\(host) cannot be switched \(action): \(reason)"
+        case let .console(host, reason): return "the console of \(host) is unreachable: \(reason)"
         }
     }
 }
