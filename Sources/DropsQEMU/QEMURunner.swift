@@ -113,21 +113,11 @@ public struct QEMURunner: Sendable {
         process.standardError = errors
         process.standardInput = FileHandle.nullDevice
 
-        let state = RunState(watcher: watcher)
-        let wake = DispatchSemaphore(value: 0)
-        let start = Date()
-        let outputClosed = Self.readAll(output) { data in
-            let (events, shouldWake) = state.feed(data, at: Date().timeIntervalSince(start), finished: finished)
-            for event in events { onEvent(event) }
-            if shouldWake { wake.signal() }
-        } atEnd: {
-            state.markEnded()
-            wake.signal()
-        }
-        let errorsClosed = Self.readAll(errors) { state.addDiagnostics($0) } atEnd: {}
-        control.onStop { wake.signal() }
+        let watch = ConsoleWatch(watcher: watcher, onEvent: onEvent, finished: finished)
+        let outputClosed = Self.readAll(output) { watch.feed($0) } atEnd: { watch.streamEnded() }
+        let errorsClosed = Self.readAll(errors) { watch.addDiagnostics($0) } atEnd: {}
         // QEMU's exit wakes the wait too: the pipe's end of file alone was seen to come late.
-        process.terminationHandler = { _ in wake.signal() }
+        process.terminationHandler = { _ in watch.poke() }
         logger.info("starting \(command.shellLine) in \(command.workingDirectory)")
         do { try process.run() } catch {
             output.fileHandleForReading.readabilityHandler = nil
@@ -135,31 +125,11 @@ public struct QEMURunner: Sendable {
             throw .launchFailed(command.executable, reason: error.localizedDescription)
         }
 
-        var ending: QEMUOutcome.Ending?
-        while ending == nil {
-            let now = Date().timeIntervalSince(start)
-            let (patternDeadline, verdict) = state.status()
-            if let verdict {
-                // A pattern may have matched in a line still being written: give the line a
-                // moment to end, so the transcript holds it whole.
-                let settle = Date().addingTimeInterval(0.5)
-                while state.hasUnfinishedLine && Date() < settle && process.isRunning { usleep(10_000) }
-                ending = verdict
-                break
-            }
-            if let reason = control.stopReason { ending = .stopped(reason: reason); break }
-            if state.ended { break }
-            if !process.isRunning {
-                // Let the reader take what QEMU wrote last, then judge.
-                _ = outputClosed.wait(timeout: .now() + 2)
-                outputClosed.signal()
-                break
-            }
-            if let timeout, now >= timeout { ending = .timedOut; break }
-            if let deadline = patternDeadline.deadline, now >= deadline { ending = .patternTimedOut(index: patternDeadline.index); break }
-            let limits = [timeout, patternDeadline.deadline].compactMap { $0 }
-            let wait = max(0.01, (limits.min() ?? now + 3600) - now)
-            _ = wake.wait(timeout: .now() + wait)
+        let ending = watch.wait(timeout: timeout, control: control, isRunning: { process.isRunning })
+        if ending == nil && !process.isRunning && !watch.streamHasEnded {
+            // Let the reader take what QEMU wrote last, then judge.
+            _ = outputClosed.wait(timeout: .now() + 2)
+            outputClosed.signal()
         }
         if process.isRunning {
             process.terminate()
@@ -174,15 +144,7 @@ public struct QEMURunner: Sendable {
         _ = errorsClosed.wait(timeout: .now() + 2)
         output.fileHandleForReading.readabilityHandler = nil
         errors.fileHandleForReading.readabilityHandler = nil
-        for event in state.flush(at: Date().timeIntervalSince(start)) { onEvent(event) }
-        if ending == nil { ending = state.status().verdict ?? .exited(process.terminationStatus) }
-        // A failure seen in a line still being written: report the line as it ended.
-        if case let .failed(verdict, pattern, line) = ending,
-           let whole = state.transcript.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(line) }) {
-            ending = .failed(verdict: verdict, pattern: pattern, line: String(whole))
-        }
-        return QEMUOutcome(ending: ending!, transcript: state.transcript, diagnostics: state.diagnostics,
-                           seconds: Date().timeIntervalSince(start), matchTimes: watcher.matchTimes, lineTimes: state.times)
+        return watch.outcome(ending: ending, otherwise: .exited(process.terminationStatus))
     }
 }
 
@@ -275,5 +237,6 @@ final class RunState: @unchecked Sendable {
 
     var transcript: String { lock.withLock { lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n") } }
     var times: [Double] { lock.withLock { lineTimes } }
+    var matchTimes: [Double] { lock.withLock { watcher.matchTimes } }
     var diagnostics: String { lock.withLock { String(decoding: errorBytes, as: UTF8.self) } }
 }
