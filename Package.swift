@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "drops-run",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP", "DropsPXE",
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP", "DropsPXE", "DropsLab",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -22,7 +22,7 @@ struct Progress: Sendable {
 
 /// One boot of a tree: the TFTP server serving it, the GRUB image made for it, the QEMU
 /// command, and what the server saw while the guest booted.
-final class BootSession: Sendable {
+final class BootSession: BootServing {
     let chain: Chain
     let provider: TFTPProvider
     let manifest: Manifest
@@ -34,7 +34,7 @@ final class BootSession: Sendable {
     let isPrivate: Bool
     let tapDevice: String?
     /// The run's private lab network with drops-serve pxe in it (--network private).
-    let lab: PrivateLabServer?
+    let lab: LabServerProcess?
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
     private let scratch: String?
     private let uefiScratch: String?
@@ -125,7 +125,7 @@ final class BootSession: Sendable {
 
     /// Makes the private lab network and starts drops-serve pxe in it, serving the tree's
     /// folder as a lab server would.
-    static func startLab(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws -> PrivateLabServer {
+    static func startLab(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws -> LabServerProcess {
         if let reason = PrivateLabNetwork.unavailableReason() {
             throw CommandFailure("--network private cannot run here: \(reason); without root, use --network user (the default)")
         }
@@ -144,7 +144,7 @@ final class BootSession: Sendable {
         do { network = try PrivateLabNetwork() } catch { throw CommandFailure("cannot make the private lab network: \(error)") }
         let root = folder.deletingLastPathComponent().path
         do {
-            let lab = try PrivateLabServer(network: network, executable: serve, root: root, profile: manifest.profile.name,
+            let lab = try LabServerProcess(network: network, executable: serve, root: root, profile: manifest.profile.name,
                                            chain: run.chain.rawValue, verbose: run.output.verbose > 0)
             progress.say("private lab network \(network.namespace): bridge \(PrivateLabNetwork.bridge) \(PrivateLabNetwork.serverAddress)/\(PrivateLabNetwork.prefixLength), "
                          + "guest on \(PrivateLabNetwork.tap); drops-serve pxe hands out \(PrivateLabNetwork.dhcpRange) and serves \(root) over TFTP on port 69")
@@ -193,13 +193,14 @@ final class BootSession: Sendable {
     }
 
     var served: [TransferRecord] { state.withLockedValue { $0.served } }
+    var infrastructureFailure: InfrastructureFailure? { nil }
 
     func command(kvm: Bool) -> QEMUCommand {
         var machine = machine
         machine.kvm = kvm
         if isPrivate {
             var command = QEMUCommand.tapNetwork(manifest: manifest, device: PrivateLabNetwork.tap, machine: machine)
-            command.launchPrefix = lab?.network.launchPrefix ?? ["ip", "netns", "exec", PrivateLabNetwork.namePrefix + String(getpid())]
+            command.launchPrefix = lab?.network?.launchPrefix ?? ["ip", "netns", "exec", PrivateLabNetwork.namePrefix + String(getpid())]
             return command
         }
         if let tapDevice { return QEMUCommand.tapNetwork(manifest: manifest, device: tapDevice, machine: machine) }
@@ -309,7 +310,7 @@ final class BootSession: Sendable {
         }
         if let lab {
             lab.stop()
-            lab.network.remove()
+            lab.network?.remove()
         }
         if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
         if let uefiScratch { try? FileManager.default.removeItem(atPath: uefiScratch) }

@@ -40,10 +40,15 @@ enum GuestNetwork: String, CaseIterable, ExpressibleByArgument {
 /// Exit statuses, as `--help` documents them.
 enum RunExit {
     static let mismatch: Int32 = 1
+    static let usage: Int32 = 2
     static let timeout: Int32 = 3
     static let qemuEnded: Int32 = 4
     static let rebooted: Int32 = 5
     static let failed: Int32 = 6
+    /// Infrastructure failures of a lab PC: power, console, the network boot never started.
+    static let power: Int32 = 7
+    static let console: Int32 = 8
+    static let networkBoot: Int32 = 9
     /// SIGINT or SIGTERM ended the run (128 + SIGINT, as a shell reports it).
     static let interrupted: Int32 = 130
 }
@@ -225,9 +230,39 @@ struct DropsRun: ParsableCommand {
     @Flag(name: .long, help: "Print the QEMU command line and exit.")
     var dryRun = false
 
+    @Option(name: .long, help: ArgumentHelp("Boot a lab PC of the hosts file instead of a QEMU guest (its name or MAC address).", valueName: "name"))
+    var host: String?
+
+    @Option(name: .long, help: ArgumentHelp("Hosts file with the lab PCs' power and console (default: /etc/drops/hosts.toml).", valueName: "file"))
+    var hosts: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --host: the lab network interface drops-run answers the PC's PXE requests on (proxyDHCP and TFTP).", valueName: "name"))
+    var interface: String?
+
+    @Flag(name: .long, help: "With --host: leave the PC switched on after the run.")
+    var keepOn = false
+
+    @Flag(name: .long, help: "With --host: wait for the PC when another run holds it (default: fail at once, naming the holder).")
+    var wait = false
+
+    @Option(name: .long, help: ArgumentHelp("With --host: run again after an infrastructure failure (power, console, network boot), up to this many times; never after a test failure.", valueName: "n"))
+    var retries = 0
+
+    @Option(name: .long, help: ArgumentHelp("With --host: seconds after power-on within which the PC must ask for PXE and its console must speak.", valueName: "seconds"))
+    var bootDeadline: Double = 90
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if host != nil {
+            if network == .private || tapDevice != nil || tftp == .qemu || chain == .qemu || chain == .iso {
+                throw ValidationError("--host boots a lab PC over its lab network: it does not go with --network private, --tap-device, --tftp qemu, --chain qemu or --iso")
+            }
+            if retries < 0 || retries > 10 { throw ValidationError("--retries must be between 0 and 10") }
+            if bootDeadline <= 0 { throw ValidationError("--boot-deadline must be positive") }
+        } else if keepOn || wait || interface != nil || retries != 0 {
+            throw ValidationError("--keep-on, --wait, --interface and --retries go with --host")
+        }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }
         guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 64") }
@@ -337,6 +372,10 @@ struct DropsRun: ParsableCommand {
             }
         }
 
+        if let host {
+            try runOnLabPC(host, manifest: manifest, treeDirectory: treeDirectory, watcher: watcher, patterns: patterns, limit: limit, progress: progress)
+            return
+        }
         let interruption = network == .private ? Interruption() : nil
         let session = try BootSession(run: self, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
         defer { session.close() }
@@ -361,6 +400,54 @@ struct DropsRun: ParsableCommand {
             throw CommandFailure("interrupted by \(signal); the private lab network and its server are removed", exitCode: RunExit.interrupted)
         }
         try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
+    }
+
+    /// --host: the lab PC from the hosts file, booted and judged like a QEMU guest; an
+    /// infrastructure failure is tried again up to --retries times.
+    func runOnLabPC(_ name: String, manifest: Manifest, treeDirectory: String, watcher: SerialWatcher,
+                    patterns: [ExpectedPattern], limit: Double?, progress: Progress) throws {
+        let path = hosts ?? "/etc/drops/hosts.toml"
+        let table: HostTable
+        do { table = try HostTable.load(path: path) } catch {
+            throw CommandFailure(error.description + (hosts == nil ? " (give the hosts file with --hosts)" : ""), exitCode: RunExit.usage)
+        }
+        guard let machine = table.hosts.first(where: { $0.name == name }) ?? table.host(mac: name) else {
+            let known = table.hosts.map(\.name).joined(separator: ", ")
+            throw CommandFailure("\(path): no host \(name)" + (known.isEmpty ? "" : "; the file has \(known)"), exitCode: RunExit.usage)
+        }
+        let interruption = Interruption()
+        let log = try openSerialLog()
+        let echo = !output.quiet && !output.json && !tap
+        var attempt = 0
+        while true {
+            attempt += 1
+            let session = try LabSession(run: self, host: machine, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
+            let fresh: SerialWatcher
+            do { fresh = attempt == 1 ? watcher : try SerialWatcher(patterns: watcher.patterns, failures: watcher.failures) } catch { throw CommandFailure("\(error)") }
+            interruption.onSignal { signal in session.interrupt("interrupted by \(signal)") }
+            let outcome: QEMUOutcome
+            do {
+                outcome = try session.boot(watcher: fresh, timeout: limit, onLine: { line in
+                    if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
+                    log?.write(Data((line + "\n").utf8))
+                })
+            } catch {
+                session.close()
+                throw error
+            }
+            session.settleTransfers()
+            session.close()
+            if let signal = interruption.received {
+                throw CommandFailure("interrupted by \(signal); \(machine.name) is switched off and free again", exitCode: RunExit.interrupted)
+            }
+            if let failure = session.infrastructureFailure, attempt <= retries {
+                progress.say("infrastructure failure (\(failure.kind.rawValue)): \(failure.message); trying again (\(attempt) of \(retries) retries)")
+                continue
+            }
+            try? log?.close()
+            try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
+            return
+        }
     }
 
     func isDirectory(_ path: String) -> Bool {

@@ -11,7 +11,7 @@ struct RunReport {
     let manifest: Manifest
     let outcome: QEMUOutcome
     let patterns: [ExpectedPattern]
-    let session: BootSession
+    let session: any BootServing
     let timeout: Double?
 
     struct Verdict {
@@ -25,7 +25,7 @@ struct RunReport {
     func probeCheck() -> (report: ProbeReport, check: ProbeCheck)? {
         let probe = ProbeReport.parse(outcome.transcript)
         guard probe.started else { return nil }
-        return (probe, ProbeCheck(manifest: manifest, report: probe, form: run.chain == .qemu || run.chain == .grub ? .name : .path))
+        return (probe, ProbeCheck(manifest: manifest, report: probe, form: session.chain == .qemu || session.chain == .grub ? .name : .path))
     }
 
     func verdict(_ probe: (report: ProbeReport, check: ProbeCheck)?) -> Verdict {
@@ -38,6 +38,10 @@ struct RunReport {
             Verdict(code: RunExit.failed, message: "\(verdict): the console showed \"\(line)\" (failure pattern \(pattern)) while waiting for \(waitingFor)", showTail: true)
         }
         if case let .failed(verdict, pattern, line) = outcome.ending { return failed(verdict, pattern, line) }
+        // The lab failed, not the system: said as such, with its own exit status.
+        if let failure = session.infrastructureFailure {
+            return Verdict(code: failure.exitCode, message: "infrastructure failure (\(failure.kind.rawValue)): \(failure.message)", showTail: outcome.guestSpoke)
+        }
         if let check, check.ok, matched == patterns.count {
             let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
             return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")
@@ -176,6 +180,9 @@ struct RunSummary: Encodable {
     var served: [Served]
     var network: String
     var runtimeFiles: [RuntimeFile]
+    /// The lab PC booted (--host), and the kind of infrastructure failure that decided the run.
+    var host: String?
+    var infrastructure: String?
 
     /// A file the booted system fetches itself: whether this run could deliver it, and
     /// whether our server did.
@@ -198,8 +205,10 @@ struct RunSummary: Encodable {
         exitCode = verdict.code
         message = verdict.message
         profile = report.manifest.profile.name
-        chain = report.run.chain.rawValue
-        tftp = report.run.chain == .qemu ? "none" : report.run.tftp.rawValue
+        chain = report.session.chain.rawValue
+        tftp = report.session.chain == .qemu ? "none" : report.run.tftp.rawValue
+        host = report.run.host
+        infrastructure = report.session.infrastructureFailure?.kind.rawValue
         seconds = report.outcome.seconds
         patterns = report.patterns.enumerated().map { index, pattern in
             Pattern(pattern: pattern.source, kind: pattern.kind == .text ? "text" : "regex",

@@ -5,37 +5,6 @@ import Foundation
 import NIOConcurrencyHelpers
 import Testing
 
-/// A pseudo-terminal standing in for a PC's serial port: what the test writes to its
-/// master side comes out of the slave device, which ser2net (or a tty console) reads.
-final class SerialLine {
-    let master: Int32
-    let device: String
-
-    init() throws {
-        // /dev/ptmx, unlocked (TIOCSPTLCK) and numbered (TIOCGPTN): posix_openpt's steps,
-        // which Swift's Glibc module leaves out.
-        master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
-        var unlock: Int32 = 0
-        var number: UInt32 = 0
-        guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
-            throw NSError(domain: "SerialLine", code: 1, userInfo: [NSLocalizedDescriptionKey: "no pseudo-terminal: \(String(cString: strerror(errno)))"])
-        }
-        device = "/dev/pts/\(number)"
-        // Raw: the line discipline must not echo or translate what the "PC" writes.
-        var settings = termios()
-        tcgetattr(master, &settings)
-        cfmakeraw(&settings)
-        tcsetattr(master, TCSANOW, &settings)
-    }
-
-    func write(_ text: String) {
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(master, $0.baseAddress, $0.count) }
-    }
-
-    deinit { close(master) }
-}
-
 /// What a console delivered, collected for the test.
 final class Received: Sendable {
     private let box = NIOLockedValueBox((bytes: [UInt8](), ended: String?.none))
@@ -61,7 +30,7 @@ final class Received: Sendable {
     /// console's bytes arrive as written, and ser2net ending the port ends the stream.
     @Test(.enabled(if: ConsoleTests.ser2netAvailable, "needs ser2net (make deps)"))
     func ser2netTelnetPortDeliversTheConsole() throws {
-        let line = try SerialLine()
+        let line = try PseudoTerminal()
         let work = TemporaryDirectory("drops-console")
         let port = Int.random(in: 40_000...49_999)
         work.write("ser2net.yaml", text: """
@@ -101,7 +70,7 @@ final class Received: Sendable {
     }
 
     @Test func aTTYIsReadRaw() throws {
-        let line = try SerialLine()
+        let line = try PseudoTerminal()
         let console = ConsoleStream(host: "pc07", source: .tty(path: line.device, baud: 115200))
         let received = Received()
         try console.open(onBytes: { received.add($0) }, onEnd: { received.end($0) })

@@ -5,10 +5,12 @@ import DropsTFTP
 import Foundation
 import NIOConcurrencyHelpers
 
-/// drops-serve pxe started inside a run's private lab network, in full-DHCP mode on port 69,
-/// exactly as a lab runs it; its JSON log is read back for the run's progress and report.
-final class PrivateLabServer: Sendable {
-    let network: PrivateLabNetwork
+/// drops-serve pxe started for one run, exactly as a lab runs it: inside the run's private
+/// lab network in full-DHCP mode (--network private), or on the lab interface as proxyDHCP
+/// for one PC (--host with --interface). Its JSON log is read back for the run's progress
+/// and report.
+final class LabServerProcess: Sendable {
+    let network: PrivateLabNetwork?
     let root: String
     private let process: Process
     private let scratch: String
@@ -23,20 +25,46 @@ final class PrivateLabServer: Sendable {
         var onExchange: (@Sendable (PXEExchange) -> Void)?
     }
 
+    /// In the private network: full DHCP on its bridge, every client booting `profile`.
+    convenience init(network: PrivateLabNetwork, executable: String, root: String, profile: String, chain: String, verbose: Bool) throws {
+        try self.init(network: network, executable: executable, root: root, verbose: verbose, arguments: { scratch in
+            ["--interface", PrivateLabNetwork.bridge, "--default-profile", profile, "--chain", chain,
+             "--dhcp-range", PrivateLabNetwork.dhcpRange, "--lease-file", scratch + "/leases"]
+        })
+    }
+
+    /// On a lab interface: proxyDHCP for the one machine `mac`, which boots `profile`; the
+    /// site's DHCP server keeps handing out addresses, other machines get no answer.
+    convenience init(interface: String, mac: String, name: String, executable: String, root: String, profile: String,
+                     chain: String, verbose: Bool) throws {
+        try self.init(network: nil, executable: executable, root: root, verbose: verbose, arguments: { scratch in
+            let hosts = """
+                unknown = "refuse"
+                [[host]]
+                mac = "\(mac)"
+                name = "\(name)"
+                profile = "\(profile)"
+                chain = "\(chain)"
+
+                """
+            try? hosts.write(toFile: scratch + "/hosts.toml", atomically: true, encoding: .utf8)
+            return ["--interface", interface, "--hosts", scratch + "/hosts.toml"]
+        })
+    }
+
     /// Starts drops-serve serving `root` (the folder holding the tree as `profile/`) and
     /// waits until it serves. Throws with what drops-serve said when it cannot start.
-    init(network: PrivateLabNetwork, executable: String, root: String, profile: String, chain: String, verbose: Bool) throws {
+    private init(network: PrivateLabNetwork?, executable: String, root: String, verbose: Bool,
+                 arguments: (String) -> [String]) throws {
         self.network = network
         self.root = root
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-lab-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
         let process = Process()
-        let prefix = network.launchPrefix
-        process.executableURL = URL(fileURLWithPath: prefix[0])
-        process.arguments = Array(prefix.dropFirst()) + [executable, "pxe", "--interface", PrivateLabNetwork.bridge, "--root", root,
-                                                        "--default-profile", profile, "--chain", chain,
-                                                        "--dhcp-range", PrivateLabNetwork.dhcpRange, "--lease-file", scratch + "/leases",
-                                                        "--log-format", "json", "--grace", "2"]
+        let prefix = network?.launchPrefix ?? []
+        process.executableURL = URL(fileURLWithPath: prefix.first ?? executable)
+        process.arguments = Array(prefix.dropFirst()) + (prefix.isEmpty ? [] : [executable])
+            + ["pxe", "--root", root] + arguments(scratch) + ["--log-format", "json", "--grace", "2"]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = verbose ? FileHandle.standardError : FileHandle.nullDevice
@@ -70,7 +98,7 @@ final class PrivateLabServer: Sendable {
         }
         do { try process.run() } catch {
             try? FileManager.default.removeItem(atPath: scratch)
-            throw CommandFailure("cannot start \(executable) in the private network: \(error.localizedDescription)")
+            throw CommandFailure("cannot start \(executable): \(error.localizedDescription)")
         }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -81,7 +109,7 @@ final class PrivateLabServer: Sendable {
         }
         let said = state.withLockedValue { $0.lines.suffix(10).joined(separator: "\n") }
         stop()
-        throw CommandFailure("drops-serve pxe did not start in the private network" + (said.isEmpty ? "" : ": \(said)"))
+        throw CommandFailure("drops-serve pxe did not start" + (network == nil ? "" : " in the private network") + (said.isEmpty ? "" : ": \(said)"))
     }
 
     func observe(transfers: @escaping @Sendable (TransferRecord) -> Void, exchanges: @escaping @Sendable (PXEExchange) -> Void) {

@@ -1,0 +1,235 @@
+import DropsCLI
+import DropsLab
+import DropsModel
+import DropsPXE
+import DropsQEMU
+import DropsTFTP
+import Foundation
+import NIOConcurrencyHelpers
+
+/// What a report needs of a boot, whatever booted: the files our server delivered, and how.
+protocol BootServing: Sendable {
+    var served: [TransferRecord] { get }
+    var port: Int { get }
+    var chain: Chain { get }
+    /// An infrastructure failure that decided the run (power, console, network boot), if any.
+    var infrastructureFailure: InfrastructureFailure? { get }
+    func normalized(_ name: String) -> String
+}
+
+/// Failures of the lab, not of the system under test: retried by --retries, never confused
+/// with a test failure.
+struct InfrastructureFailure: Sendable, Equatable {
+    enum Kind: String, Sendable {
+        case power, console, networkBoot = "network-boot"
+    }
+    var kind: Kind
+    var message: String
+
+    var exitCode: Int32 {
+        switch kind {
+        case .power: return RunExit.power
+        case .console: return RunExit.console
+        case .networkBoot: return RunExit.networkBoot
+        }
+    }
+}
+
+/// One boot of a tree on a lab PC: the machine held, pointed at the tree, switched on, its
+/// console watched by the same ConsoleWatch as a QEMU guest's, switched off at the end.
+final class LabSession: BootServing {
+    let host: HostTable.Host
+    let chain: Chain
+    let manifest: Manifest
+    let progress: Progress
+    let keepOn: Bool
+    let dhcpDeadline: Double
+    let consoleDeadline: Double
+    private let controller: PowerController?
+    private let console: ConsoleStream
+    private let hold: MachineHold
+    private let server: LabServerProcess
+    private let state = NIOLockedValueBox(LabState())
+
+    struct LabState {
+        var served: [TransferRecord] = []
+        var askedForBoot = false
+        var consoleSpoke = false
+        var poweredOn = false
+        var failure: InfrastructureFailure?
+        var control: RunControl?
+    }
+
+    var port: Int { RuntimeDelivery.standardPort }
+    var served: [TransferRecord] { state.withLockedValue { $0.served } }
+    var infrastructureFailure: InfrastructureFailure? { state.withLockedValue { $0.failure } }
+
+    /// Everything that can be checked before the machine is touched is checked here: the
+    /// host's power and console entries, its password file, the hold, the server.
+    init(run: DropsRun, host: HostTable.Host, manifest: Manifest, treeDirectory: String, progress: Progress) throws {
+        self.host = host
+        self.manifest = manifest
+        self.progress = progress
+        keepOn = run.keepOn
+        dhcpDeadline = run.bootDeadline
+        consoleDeadline = run.bootDeadline
+        chain = host.chain.flatMap { Chain(rawValue: $0) } ?? run.chainOption
+        guard let source = host.console else {
+            throw CommandFailure("\(host.location): host \(host.name) has no console; give it console = \"tcp://HOST:PORT\" (ser2net), a tty, or ipmi-sol",
+                                 exitCode: RunExit.usage)
+        }
+        if let ipmi = host.power?.ipmi {
+            do { try ipmi.checkPasswordFile() } catch { throw CommandFailure(error.description, exitCode: RunExit.usage) }
+        }
+        if host.power != nil {
+            do { controller = try PowerController.forHost(host, interface: run.interface) } catch {
+                throw CommandFailure(error.description, exitCode: RunExit.usage)
+            }
+        } else {
+            controller = nil
+        }
+        console = ConsoleStream(host: host.name, source: source)
+        let folder = URL(fileURLWithPath: treeDirectory)
+        guard folder.lastPathComponent == manifest.profile.name else {
+            throw CommandFailure("--host serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); build it into a folder named \(manifest.profile.name)")
+        }
+        guard let interface = run.interface else {
+            throw CommandFailure("--host needs --interface IF, the lab network drops-run answers \(host.name)'s PXE requests on (proxyDHCP beside the site's DHCP server, TFTP)",
+                                 exitCode: RunExit.usage)
+        }
+        guard let serve = DropsRun.siblingExecutable("drops-serve") else { throw CommandFailure("--host needs drops-serve beside drops-run or on PATH") }
+        do {
+            hold = try MachineHold(host: host.name, profile: manifest.profile.name, waitSeconds: run.wait ? 24 * 3600 : nil)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        if let previous = hold.previous {
+            progress.say("\(host.name) was held by \(previous.description), which ended without letting go; taken over")
+        }
+        do {
+            server = try LabServerProcess(interface: interface, mac: host.mac, name: host.name, executable: serve,
+                                          root: folder.deletingLastPathComponent().path, profile: manifest.profile.name,
+                                          chain: chain.rawValue, verbose: run.output.verbose > 0)
+        } catch {
+            hold.release()
+            throw error
+        }
+        progress.say("holding \(host.name) (\(host.mac)); drops-serve pxe answers only it on \(interface), with \(manifest.profile.name) over \(chain.rawValue)")
+    }
+
+    func normalized(_ name: String) -> String {
+        var path = name
+        while path.hasPrefix("/") { path.removeFirst() }
+        let prefix = manifest.profile.name + "/"
+        if path.hasPrefix(prefix) { path.removeFirst(prefix.count) }
+        return path
+    }
+
+    private func fail(_ kind: InfrastructureFailure.Kind, _ message: String) {
+        let control = state.withLockedValue { value -> RunControl? in
+            if value.failure == nil { value.failure = InfrastructureFailure(kind: kind, message: message) }
+            return value.control
+        }
+        control?.stop(message)
+    }
+
+    /// Console first, so nothing the PC prints is missed; then power; then the same watch
+    /// as for QEMU, with the lab's own deadlines beside it.
+    func boot(watcher: SerialWatcher, timeout: Double?, onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
+        let control = RunControl()
+        state.withLockedValue { $0.control = control }
+        let patterns = watcher.patterns
+        let failures = watcher.failures
+        let progress = progress
+        let watch = ConsoleWatch(watcher: watcher, onEvent: { event in
+            switch event {
+            case let .line(line): onLine(line)
+            case let .matched(index, elapsed):
+                progress.say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
+            case let .rebooted(line): progress.say("the first pattern came again (\(line)): the machine rebooted")
+            case let .failed(index, _): progress.say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
+            }
+        })
+        server.observe(transfers: { [self] record in
+            let name = normalized(record.file)
+            state.withLockedValue { $0.served.append(record) }
+            if record.outcome == "ok" {
+                progress.say("served \(name) (\(BootSession.size(record.bytes)) in \(String(format: "%.2f", record.seconds)) s)")
+            } else if manifest.files.contains(where: { $0.path == name }) || manifest.modules.contains(where: { $0.path == name }) {
+                control.stop("\(host.name) asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
+            }
+        }, exchanges: { [self] exchange in
+            guard HostTable.normalizedMAC(exchange.mac) == host.mac else { return }
+            state.withLockedValue { $0.askedForBoot = true }
+            if exchange.answered { progress.say("drops-serve: \(exchange.request): \(exchange.outcome)") }
+        })
+        do {
+            try console.open(onBytes: { [state] bytes in
+                state.withLockedValue { $0.consoleSpoke = true }
+                watch.feed(Data(bytes))
+            }, onEnd: { [self] reason in
+                fail(.console, "the console of \(host.name) ended: \(reason)")
+                watch.streamEnded()
+            })
+        } catch {
+            fail(.console, error.description)
+            return watch.outcome(ending: .stopped(reason: error.description), otherwise: .stopped(reason: error.description))
+        }
+        progress.say("reading \(host.name)'s console (\(console.source.description))")
+        if let controller {
+            progress.say("switching \(host.name) on through \(controller.power.kind)")
+            do {
+                try controller.powerOnFresh()
+                state.withLockedValue { $0.poweredOn = true }
+            } catch {
+                fail(.power, error.description)
+                console.close()
+                return watch.outcome(ending: .stopped(reason: error.description), otherwise: .stopped(reason: error.description))
+            }
+        } else {
+            progress.say("\(host.name) has no power block: switch it on now")
+        }
+        // The lab's own deadlines: no PXE request, or a console that stays silent.
+        let started = Date()
+        let deadlines = DispatchSource.makeTimerSource(queue: .global())
+        deadlines.schedule(deadline: .now() + 1, repeating: 1)
+        deadlines.setEventHandler { [self] in
+            let (asked, spoke) = state.withLockedValue { ($0.askedForBoot, $0.consoleSpoke) }
+            let waited = Date().timeIntervalSince(started)
+            if !asked && waited > dhcpDeadline {
+                fail(.networkBoot, "\(host.name) (\(host.mac)) never asked for DHCP/PXE within \(Int(dhcpDeadline)) s of power-on; check its boot order and that it is on the lab network")
+            } else if !spoke && waited > consoleDeadline {
+                fail(.console, "the console of \(host.name) stayed silent for \(Int(consoleDeadline)) s after power-on; check the console's port and baud rate")
+            }
+        }
+        deadlines.resume()
+        let ending = watch.wait(timeout: timeout, control: control, isRunning: { true })
+        deadlines.cancel()
+        console.close()
+        return watch.outcome(ending: ending, otherwise: .stopped(reason: infrastructureFailure?.message ?? "the console ended"))
+    }
+
+    func settleTransfers() {
+        server.stop()
+    }
+
+    /// Ends the boot in progress (a signal came).
+    func interrupt(_ reason: String) {
+        state.withLockedValue { $0.control }?.stop(reason)
+    }
+
+    /// Switches the machine off (unless --keep-on), stops the server, lets the machine go.
+    func close() {
+        let poweredOn = state.withLockedValue { $0.poweredOn }
+        if let controller, poweredOn, !keepOn {
+            do {
+                try controller.powerOff()
+                progress.say("switched \(host.name) off")
+            } catch {
+                progress.say("could not switch \(host.name) off: \(error.description)")
+            }
+        }
+        server.stop()
+        hold.release()
+    }
+}

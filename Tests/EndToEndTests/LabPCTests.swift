@@ -1,0 +1,205 @@
+import DropsImage
+import DropsModel
+import DropsQEMU
+import DropsTestSupport
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A lab PC played by a QEMU guest, driven the way a real one is: OpenIPMI's ipmi_sim is its
+/// BMC (chassis power starts and stops the guest), its serial port goes through a null-modem
+/// cable to ser2net, which exports it on a telnet port, and it netboots from the namespace
+/// lab's bridge, where dnsmasq is the site's DHCP server. drops-run knows only the hosts file.
+final class SimulatedLabPC {
+    static var available: Bool {
+        LabNetwork.available && ["/usr/bin/ipmi_sim", "/usr/bin/ipmitool", "/usr/sbin/ser2net"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    let lab: LabNetwork
+    let cable: SerialCable
+    let mac = "52:54:00:77:01:01"
+    let bmcPort = 9623
+    let consolePort = 7007
+    private(set) var bmc: ChildProcess?
+    private(set) var consoleServer: ChildProcess?
+
+    init(manifest: Manifest, mac guestMAC: String? = nil) throws {
+        lab = try LabNetwork(taps: 1)
+        cable = try SerialCable()
+        let work = lab.work
+        // The guest as a PC: its network card on the lab's tap, its serial port the cable's end.
+        var machine = MachineOptions()
+        machine.mac = guestMAC ?? mac
+        var command = QEMUCommand.tapNetwork(manifest: manifest, device: "tap0", machine: machine)
+        if let serial = command.arguments.firstIndex(of: "stdio") { command.arguments[serial] = cable.left.device }
+        let qemu = try #require(QEMURunner.findExecutable(command.executable))
+        work.write("pc.sh", text: "#!/bin/sh\nexec \(([qemu] + command.arguments).map { "'\($0)'" }.joined(separator: " ")) > \(work.path)/pc.out 2>&1\n")
+        chmod(work.path + "/pc.sh", 0o755)
+        work.write("lan.conf", text: """
+            name "labpc"
+            set_working_mc 0x20
+              startlan 1
+                addr 127.0.0.1 \(bmcPort)
+                priv_limit admin
+                allowed_auths_callback none md2 md5 straight
+                allowed_auths_user none md2 md5 straight
+                allowed_auths_operator none md2 md5 straight
+                allowed_auths_admin none md2 md5 straight
+                guid a123456789abcdefa123456789abcdef
+              endlan
+              serial 15 127.0.0.1 \(bmcPort + 1) codec VM
+              startcmd "\(work.path)/pc.sh"
+              startnow false
+              poweroff_wait 2
+              kill_wait 2
+              user 2 true "lab" "lab-secret" admin 10 none md2 md5 straight
+            """)
+        work.write("sim.emu", text: "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n")
+        work.write("bmc.password", text: "lab-secret\n")
+        chmod(work.path + "/bmc.password", 0o600)
+        try FileManager.default.createDirectory(atPath: work.path + "/bmc-state", withIntermediateDirectories: true)
+        work.write("ser2net.yaml", text: """
+            connection: &pc
+                accepter: telnet,tcp,127.0.0.1,\(consolePort)
+                connector: serialdev,\(cable.right.device),115200n81,local
+            """)
+        work.write("hosts.toml", text: """
+            [[host]]
+            mac = "\(mac)"
+            name = "lab-pc1"
+            profile = "selftest"
+            chain = "ipxe"
+            power = { ipmi = { host = "127.0.0.1", port = \(bmcPort), user = "lab", password_file = "bmc.password" }, deadline = 15 }
+            console = "tcp://127.0.0.1:\(consolePort)"
+            """)
+        try startBMC()
+        try startConsoleServer()
+    }
+
+    func startBMC() throws {
+        bmc = try lab.start(in: lab.lab, ["/usr/bin/ipmi_sim", "-c", lab.work.path + "/lan.conf", "-f", lab.work.path + "/sim.emu", "-n",
+                                          "-s", lab.work.path + "/bmc-state"], log: "bmc")
+        #expect(lab.waitForUDPPort(bmcPort), "ipmi_sim listens: \(lab.log("bmc"))")
+    }
+
+    func stopBMC() { bmc?.stop(SIGKILL) }
+
+    func startConsoleServer() throws {
+        consoleServer = try lab.start(in: lab.lab, ["/usr/sbin/ser2net", "-n", "-c", lab.work.path + "/ser2net.yaml"], log: "ser2net")
+        usleep(500_000)
+    }
+
+    func stopConsoleServer() { consoleServer?.stop() }
+
+    var hostsFile: String { lab.work.path + "/hosts.toml" }
+
+    /// Whether the guest runs (ipmi_sim started it and has not stopped it).
+    var guestRuns: Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.contains { pid in
+            Int(pid) != nil && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
+                String(decoding: $0, as: UTF8.self).contains(cable.left.device) } ?? false)
+        }
+    }
+
+    /// drops-run --host inside the lab namespace, as on the lab's server.
+    func run(_ tree: String, _ arguments: [String], holds: String) throws -> DropsRunTool.Result {
+        let tool = try #require(CommandLineTests.executable("drops-run"))
+        return try DropsRunTool.run(["/usr/sbin/ip", "netns", "exec", lab.lab, tool, tree, "--host", "lab-pc1", "--hosts", hostsFile,
+                                     "--interface", "br0", "--json"] + arguments,
+                                    environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds], direct: true)
+    }
+
+    deinit {
+        stopConsoleServer()
+        stopBMC()
+        // What ipmi_sim started goes with it.
+        _ = try? ChildProcess(["/usr/bin/pkill", "-f", cable.left.device]).wait()
+    }
+}
+
+@Suite(.serialized, .enabled(if: SimulatedLabPC.available, "needs root, iproute2, dnsmasq-base, openipmi, ipmitool and ser2net (make deps)"))
+struct LabPCTests {
+    func tree() throws -> (String, Manifest) {
+        let root = try LabBootTests.trees.get()
+        return (root + "/selftest", try TreeVerifier.loadManifest(directory: root + "/selftest"))
+    }
+
+    /// From the hosts file to a verdict: held, pointed, switched on through IPMI, read through
+    /// ser2net, every module verified, switched off.
+    @Test func selftestIsVerifiedOnALabPC() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(tree, [], holds: holds.path)
+        #expect(run.status == 0, "\(run.stderr.suffix(4000))")
+        #expect(run.verifiedModules == 15, "\(run.failedModules)")
+        #expect(run.summary["host"] as? String == "lab-pc1")
+        #expect(run.stderr.contains("switching lab-pc1 on through IPMI 127.0.0.1:\(pc.bmcPort)"), "\(run.stderr.prefix(3000))")
+        #expect(run.stderr.contains("switched lab-pc1 off"))
+        usleep(3_000_000)
+        #expect(!pc.guestRuns, "the PC is off after the run")
+        #expect(MachineHoldList.holders(holds.path).isEmpty, "the machine is free again")
+    }
+
+    /// Each infrastructure failure with its own verdict and exit status; the PC is never left on.
+    @Test func infrastructureFailuresHaveTheirOwnVerdicts() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let holds = TemporaryDirectory("drops-holds")
+
+        pc.stopConsoleServer()
+        let console = try pc.run(tree, [], holds: holds.path)
+        #expect(console.status == 8, "\(console.stderr.suffix(2000))")
+        #expect(console.summary["infrastructure"] as? String == "console", "\(console.stdout)")
+        #expect(!pc.guestRuns, "not switched on without a console")
+        try pc.startConsoleServer()
+
+        pc.stopBMC()
+        let power = try pc.run(tree, [], holds: holds.path)
+        #expect(power.status == 7, "\(power.stderr.suffix(2000))")
+        #expect(power.summary["infrastructure"] as? String == "power")
+        #expect((power.summary["message"] as? String ?? "").contains("ipmitool chassis power"), "\(power.summary)")
+    }
+
+    /// A PC that never asks for DHCP (its card is not the hosts file's) is a network-boot
+    /// failure, after the boot deadline; the PC is switched off again.
+    @Test func aPCThatNeverAsksForDHCPIsANetworkBootFailure() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest, mac: "52:54:00:77:01:99")
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(tree, ["--boot-deadline", "20"], holds: holds.path)
+        #expect(run.status == 9, "\(run.stderr.suffix(2000))")
+        #expect((run.summary["message"] as? String ?? "").contains("never asked for DHCP/PXE within 20 s"), "\(run.summary)")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns)
+    }
+
+    /// A second run for a held machine fails at once, naming the holder.
+    @Test func aHeldMachineIsRefusedNamingTheHolder() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let holds = TemporaryDirectory("drops-holds")
+        let holder = try ChildProcess(["/usr/bin/flock", "-x", "-o", holds.path + "/lab-pc1.hold", "/bin/sleep", "60"])
+        defer { holder.stop(SIGKILL) }
+        usleep(300_000)
+        let run = try pc.run(tree, [], holds: holds.path)
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("lab-pc1 is held by") && run.stderr.contains("--wait"), "\(run.stderr.suffix(1000))")
+        #expect(!pc.guestRuns)
+    }
+}
+
+/// Which machines a holds folder says are held, read the way `drops-run --who` reads it.
+enum MachineHoldList {
+    static func holders(_ folder: String) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".hold") }
+        return names.filter { name in
+            let descriptor = open(folder + "/" + name, O_RDONLY)
+            defer { close(descriptor) }
+            return flock(descriptor, LOCK_SH | LOCK_NB) != 0
+        }
+    }
+}
