@@ -97,20 +97,21 @@ public final class MachineHold: @unchecked Sendable {
 
     deinit { release() }
 
-    /// Every machine with a hold file in `folder`, and its holder when one holds it now.
-    public static func who(folder: String = MachineHold.defaultFolder()) -> [(host: String, holder: Holder?)] {
+    /// Every machine with a hold file in `folder`: whether a run holds it now, and what its
+    /// holder wrote (nil when held by something that wrote nothing).
+    public static func who(folder: String = MachineHold.defaultFolder()) -> [(host: String, held: Bool, holder: Holder?)] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".hold") }.sorted()
         return names.map { name in
             let host = String(name.dropLast(".hold".count))
             let descriptor = open(folder + "/" + name, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { return (host, nil) }
+            guard descriptor >= 0 else { return (host, false, nil) }
             defer { close(descriptor) }
             // A shared lock is granted only when nobody holds the machine.
             if flock(descriptor, LOCK_SH | LOCK_NB) == 0 {
                 flock(descriptor, LOCK_UN)
-                return (host, nil)
+                return (host, false, nil)
             }
-            return (host, read(descriptor))
+            return (host, true, read(descriptor))
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DropsCLI
 import DropsImage
+import DropsLab
 import DropsModel
 import DropsQEMU
 import DropsTFTP
@@ -151,8 +152,13 @@ struct DropsRun: ParsableCommand {
             """,
         version: DropsVersion.current)
 
-    @Argument(help: "A profile name whose tree is in OUT/NAME, or the path of an image tree.")
-    var image: String
+    @Argument(help: ArgumentHelp("A profile name whose tree is in OUT/NAME, or the path of an image tree.", valueName: "image"))
+    var imageArgument: String?
+
+    var image: String { imageArgument ?? "" }
+
+    @Flag(name: .long, help: "List the lab PCs that runs hold now (holder, pid, since, profile), and exit.")
+    var who = false
 
     @Option(name: .long, help: ArgumentHelp("Folder the profile trees are in.", valueName: "dir"))
     var out = "out"
@@ -254,6 +260,8 @@ struct DropsRun: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if who { return }
+        guard imageArgument != nil else { throw ValidationError("give a profile name or the path of an image tree (or --who)") }
         if host != nil {
             if network == .private || tapDevice != nil || tftp == .qemu || chain == .qemu || chain == .iso {
                 throw ValidationError("--host boots a lab PC over its lab network: it does not go with --network private, --tap-device, --tftp qemu, --chain qemu or --iso")
@@ -348,6 +356,7 @@ struct DropsRun: ParsableCommand {
         sigemptyset(&unblocked)
         sigprocmask(SIG_SETMASK, &unblocked, nil)
         let progress = Progress(quiet: output.quiet)
+        if who { return try listHolds() }
         if build { try buildTree(progress) }
         let tree = isDirectory(image) ? image : "\(out)/\(image)"
         let treeDirectory = URL(fileURLWithPath: tree).standardizedFileURL.path
@@ -447,6 +456,44 @@ struct DropsRun: ParsableCommand {
             try? log?.close()
             try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
             return
+        }
+    }
+
+    /// --who: every machine with a hold file, its holder if held, and the hosts file's other PCs.
+    func listHolds() throws {
+        struct Row: Encodable {
+            var host: String
+            var held: Bool
+            var user: String?
+            var pid: Int32?
+            var since: Date?
+            var profile: String?
+        }
+        var rows = MachineHold.who().map { entry in
+            Row(host: entry.host, held: entry.held, user: entry.holder?.user, pid: entry.holder?.pid,
+                since: entry.holder?.since, profile: entry.holder?.profile)
+        }
+        let path = hosts ?? "/etc/drops/hosts.toml"
+        if let table = try? HostTable.load(path: path) {
+            for host in table.hosts where !rows.contains(where: { $0.host == host.name }) {
+                rows.append(Row(host: host.name, held: false))
+            }
+        } else if hosts != nil {
+            throw CommandFailure("cannot read the hosts file \(path)", exitCode: RunExit.usage)
+        }
+        rows.sort { $0.host < $1.host }
+        if output.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            return
+        }
+        let formatter = ISO8601DateFormatter()
+        print("machine".padding(toLength: 16, withPad: " ", startingAt: 0) + "held by")
+        for row in rows {
+            let holder = row.held ? "\(row.user ?? "?") (pid \(row.pid ?? 0), since \(row.since.map { formatter.string(from: $0) } ?? "?"), profile \(row.profile ?? "?"))" : "free"
+            print(row.host.padding(toLength: max(16, row.host.count + 1), withPad: " ", startingAt: 0) + holder)
         }
     }
 

@@ -18,10 +18,10 @@ import Testing
                     && error.description.contains("profile selftest") && error.description.contains("--wait"), "\(error.description)")
         }
         let listed = MachineHold.who(folder: folder)
-        #expect(listed.count == 1 && listed[0].host == "pc07" && listed[0].holder?.profile == "selftest")
+        #expect(listed.count == 1 && listed[0].host == "pc07" && listed[0].held && listed[0].holder?.profile == "selftest")
         _ = try MachineHold(host: "pc08", profile: "l4env", folder: folder)
         first.release()
-        #expect(MachineHold.who(folder: folder).first { $0.host == "pc07" }?.holder == nil)
+        #expect(MachineHold.who(folder: folder).first { $0.host == "pc07" }?.held == false)
         let again = try MachineHold(host: "pc07", profile: "l4env", folder: folder)
         #expect(again.previous == nil, "a holder that let go leaves nothing behind")
     }
@@ -45,7 +45,7 @@ import Testing
         let holder = try ChildProcess(["/usr/bin/flock", "-x", "-o", path, "/bin/sleep", "60"])
         var held = false
         for _ in 0..<50 where !held {
-            held = MachineHold.who(folder: folder).first?.holder != nil
+            held = MachineHold.who(folder: folder).first?.held == true
             if !held { usleep(100_000) }
         }
         #expect(held, "flock(1) holds pc07")

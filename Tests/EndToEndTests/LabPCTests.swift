@@ -189,6 +189,10 @@ struct LabPCTests {
         #expect(run.status == 1)
         #expect(run.stderr.contains("lab-pc1 is held by") && run.stderr.contains("--wait"), "\(run.stderr.suffix(1000))")
         #expect(!pc.guestRuns)
+        let tool = try #require(CommandLineTests.executable("drops-run"))
+        let who = try ChildProcess.run([tool, "--who", "--json", "--hosts", pc.hostsFile], environment: ["DROPS_HOLDS_DIR": holds.path])
+        let rows = (try? JSONSerialization.jsonObject(with: Data(who.stdout.utf8))) as? [[String: Any]] ?? []
+        #expect(rows.count == 1 && rows.first?["host"] as? String == "lab-pc1" && rows.first?["held"] as? Bool == true, "\(who.stdout) \(who.stderr)")
     }
 }
 
