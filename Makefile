@@ -22,12 +22,13 @@ PROBE_OUT := $(CURDIR)/build/probe
 # pxe hands out and what the lab tests' UEFI guest runs, grub-pc-bin and grub-efi-amd64-bin
 # hold the GRUB 2 modules for BIOS and UEFI network images, iproute2 and tcpdump build and
 # watch the lab network; openipmi (ipmi_sim) and ipmitool are a lab PC's BMC and the tool
-# drops-run switches it with, ser2net the console server it reads.
+# drops-run switches it with, ser2net the console server it reads; libxml2-utils (xmllint)
+# checks the JUnit reports against a schema, perl's prove reads the TAP ones.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common grub-pc-bin grub-efi-amd64-bin make \
 	libcurl4-openssl-dev python3 \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
 	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools \
-	ipxe ovmf iproute2 tcpdump openipmi ipmitool ser2net
+	ipxe ovmf iproute2 tcpdump openipmi ipmitool ser2net libxml2-utils
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

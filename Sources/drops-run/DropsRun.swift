@@ -233,6 +233,9 @@ struct DropsRun: ParsableCommand {
     @Flag(name: .long, help: "Print the result as TAP on standard output.")
     var tap = false
 
+    @Option(name: .long, help: ArgumentHelp("Also write the result as JUnit XML to this file (test failures as <failure>, infrastructure failures as <error>).", valueName: "file"))
+    var junit: String?
+
     @Flag(name: .long, help: "Print the QEMU command line and exit.")
     var dryRun = false
 

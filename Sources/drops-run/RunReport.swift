@@ -99,6 +99,12 @@ struct RunReport {
         let probe = probeCheck()
         let check = probe?.check
         let verdict = verdict(probe)
+        if let path = run.junit {
+            let text = JUnitReport(report: self, check: check, verdict: verdict).xml
+            do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                throw CommandFailure("cannot write the JUnit report \(path): \(error.localizedDescription); check that its folder exists and is writable")
+            }
+        }
         if run.tap {
             print(tap(check: check, verdict: verdict))
         } else if run.output.json {

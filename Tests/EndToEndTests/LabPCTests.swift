@@ -151,9 +151,11 @@ struct LabPCTests {
         let holds = TemporaryDirectory("drops-holds")
 
         pc.stopConsoleServer()
-        let console = try pc.run(tree, [], holds: holds.path)
+        let console = try pc.run(tree, ["--junit", holds.path + "/junit.xml"], holds: holds.path)
         #expect(console.status == 8, "\(console.stderr.suffix(2000))")
         #expect(console.summary["infrastructure"] as? String == "console", "\(console.stdout)")
+        let junit = (try? String(contentsOfFile: holds.path + "/junit.xml", encoding: .utf8)) ?? ""
+        #expect(junit.contains(#"<error type="infrastructure.console""#) && junit.contains(#"errors="1""#), "an error, not a failure: \(junit.prefix(1500))")
         #expect(!pc.guestRuns, "not switched on without a console")
         try pc.startConsoleServer()
 
