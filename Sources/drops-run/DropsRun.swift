@@ -83,6 +83,17 @@ struct DropsRun: ParsableCommand {
             At the start drops-run says which run-time files (manifest.json's runtimeFiles) \
             the run can deliver and why; --json reports each with whether it was fetched.
 
+            LAB PCS (--host)
+            --host NAME boots the tree on a PC of the hosts file (--hosts, default \
+            /etc/drops/hosts.toml), whose power block says how to switch it (IPMI through \
+            ipmitool, Wake-on-LAN, command hooks) and whose console where its serial port is \
+            read (tcp://HOST:PORT from ser2net or a terminal server, or a tty). The machine is \
+            held for the run (--wait waits for another holder; --who lists holders), drops-serve \
+            pxe answers only its MAC on --interface, the console is opened, the PC is switched \
+            on (cycled when on), judged exactly as a QEMU guest, and switched off (--keep-on). \
+            Infrastructure failures have exit statuses 7 to 9 and are retried by --retries; \
+            --junit writes them as <error>, test failures as <failure>.
+
             CHAINS (--chain)
               ipxe      the tree's boot.ipxe. Within iPXE's multiboot limits (8 modules, 512 \
             bytes of command lines) iPXE loads the chain itself and each image sees `URI args`; \
@@ -141,6 +152,9 @@ struct DropsRun: ParsableCommand {
               5  the guest rebooted: it reset, or its first milestone came a second time
               6  the guest failed: a failure pattern matched (the verdict names it: kernel \
             debugger entered, boot error, kernel panic, kernel oops, failure pattern matched)
+              7  lab PC (--host): a power command failed, or the state did not change in time
+              8  lab PC: its console is unreachable, ended, or stayed silent after power-on
+              9  lab PC: it did not ask for DHCP/PXE within --boot-deadline
               130  interrupted (SIGINT or SIGTERM); everything the run made is removed
 
             EXAMPLES
@@ -148,7 +162,8 @@ struct DropsRun: ParsableCommand {
               drops-run selftest --chain grub --nic rtl8139
               drops-run l4env --build --expect 'login:' --timeout 300
               drops-run out/selftest --tap > selftest.tap
-              sudo drops-run linux --network private --expect 'runtime 1 of 1 files fetched and verified'
+              sudo drops-run linux --network private --no-milestones --expect 'runtime 1 of 1 files fetched and verified'
+              drops-run selftest --host lab-pc07 --hosts lab.toml --interface eth1 --junit pc07.xml
             """,
         version: DropsVersion.current)
 
