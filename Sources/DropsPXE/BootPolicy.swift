@@ -41,6 +41,18 @@ public struct FirmwarePrograms: Sendable, Equatable {
     }
 }
 
+/// A machine pointed at a profile for a while (by a drops-run through the control socket),
+/// before the hosts file and the defaults.
+public struct BootOverride: Sendable, Equatable {
+    public var profile: String
+    public var chain: BootChain?
+
+    public init(profile: String, chain: BootChain? = nil) {
+        self.profile = profile
+        self.chain = chain
+    }
+}
+
 /// Which machine boots what, from what: the hosts file, the command line's defaults and
 /// what the served root holds.
 public struct BootPolicy: Sendable {
@@ -49,6 +61,8 @@ public struct BootPolicy: Sendable {
     public var chain: BootChain
     public var profiles: [String: ServedProfile]
     public var firmware: FirmwarePrograms
+    /// By normalized MAC address: what a run asked this machine to boot.
+    public var overrides: [String: BootOverride] = [:]
 
     public init(hosts: HostTable, defaultProfile: String?, chain: BootChain, profiles: [String: ServedProfile], firmware: FirmwarePrograms) {
         self.hosts = hosts
@@ -61,15 +75,16 @@ public struct BootPolicy: Sendable {
     /// The boot file for a client, or why it gets none.
     public func choose(for client: PXEClient) -> Result<BootChoice, BootRefusal> {
         let host = hosts.host(mac: client.mac.description)
-        guard let profileName = host?.profile ?? defaultProfile ?? hosts.defaultProfile,
-              host != nil || hosts.unknown == .boot else {
+        let override = HostTable.normalizedMAC(client.mac.description).flatMap { overrides[$0] }
+        guard let profileName = override?.profile ?? host?.profile ?? defaultProfile ?? hosts.defaultProfile,
+              override != nil || host != nil || hosts.unknown == .boot else {
             return .failure(BootRefusal(reason: "unknown machine, not in the hosts file (unknown = \"refuse\" or no default profile)"))
         }
         let hostName = host?.name ?? "-"
         guard let profile = profiles[profileName] else {
             return .failure(BootRefusal(reason: "profile \(profileName) has no image in the served root"))
         }
-        let chain = host?.chain.flatMap(BootChain.init(rawValue:)) ?? chain
+        let chain = override?.chain ?? host?.chain.flatMap(BootChain.init(rawValue:)) ?? chain
         func choice(_ file: String, _ how: String) -> Result<BootChoice, BootRefusal> {
             .success(BootChoice(hostName: hostName, profile: profileName, file: file, how: how))
         }

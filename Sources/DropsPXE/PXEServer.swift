@@ -1,3 +1,4 @@
+import DropsModel
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -66,6 +67,7 @@ public final class PXEServer: Sendable {
         var channels: [Channel] = []
         var exchanges: [PXEExchange] = []
         var savedLeases = ""
+        var observer: (@Sendable (PXEExchange) -> Void)?
     }
 
     public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.pxe")) {
@@ -181,7 +183,24 @@ public final class PXEServer: Sendable {
         return target.map { AddressedEnvelope(remoteAddress: $0, data: reply.encoded()) }
     }
 
+    /// Points a machine at a profile (nil: back to the hosts file and the defaults).
+    public func setOverride(mac: String, _ override: BootOverride?) {
+        guard let normalized = HostTable.normalizedMAC(mac) else { return }
+        state.withLockedValue { $0.responder.policy.overrides[normalized] = override }
+    }
+
+    public var overrides: [String: BootOverride] { state.withLockedValue { $0.responder.policy.overrides } }
+
+    /// The profiles of the served root, by name.
+    public var profiles: [String: ServedProfile] { state.withLockedValue { $0.responder.policy.profiles } }
+
+    /// Called after every exchange (the control socket's watchers see them).
+    public func setExchangeObserver(_ observer: @escaping @Sendable (PXEExchange) -> Void) {
+        state.withLockedValue { $0.observer = observer }
+    }
+
     private func log(_ exchange: PXEExchange) {
+        state.withLockedValue { $0.observer }?(exchange)
         let line = configuration.jsonLog ? exchange.json : exchange.text
         // Plain DHCP traffic of other machines is routine: only PXE exchanges are notices.
         if exchange.answered || exchange.outcome.hasPrefix("no answer") { logger.notice("\(line)") } else { logger.info("\(line)") }

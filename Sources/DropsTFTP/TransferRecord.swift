@@ -14,6 +14,19 @@ public struct TransferRecord: Sendable, Codable, Equatable {
     /// window larger than the path to the client can drain in time. Shown when not zero.
     public var sendBufferWaits = 0
 
+    public init(client: String, direction: String, file: String, options: String, bytes: Int, seconds: Double,
+                outcome: String, retransmissions: Int, sendBufferWaits: Int = 0) {
+        self.client = client
+        self.direction = direction
+        self.file = file
+        self.options = options
+        self.bytes = bytes
+        self.seconds = seconds
+        self.outcome = outcome
+        self.retransmissions = retransmissions
+        self.sendBufferWaits = sendBufferWaits
+    }
+
     public var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
 
     public var text: String {

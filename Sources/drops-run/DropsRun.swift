@@ -263,6 +263,9 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --host: the lab network interface drops-run answers the PC's PXE requests on (proxyDHCP and TFTP).", valueName: "name"))
     var interface: String?
 
+    @Option(name: .long, help: ArgumentHelp("With --host: the control socket of the drops-serve pxe that boots the lab (default: the one running here).", valueName: "path"))
+    var control: String?
+
     @Flag(name: .long, help: "With --host: leave the PC switched on after the run.")
     var keepOn = false
 
@@ -285,9 +288,10 @@ struct DropsRun: ParsableCommand {
                 throw ValidationError("--host boots a lab PC over its lab network: it does not go with --network private, --tap-device, --tftp qemu, --chain qemu or --iso")
             }
             if retries < 0 || retries > 10 { throw ValidationError("--retries must be between 0 and 10") }
+            if interface != nil && control != nil { throw ValidationError("--interface starts drops-run's own server, --control asks a running one: choose one") }
             if bootDeadline <= 0 { throw ValidationError("--boot-deadline must be positive") }
-        } else if keepOn || wait || interface != nil || retries != 0 {
-            throw ValidationError("--keep-on, --wait, --interface and --retries go with --host")
+        } else if keepOn || wait || interface != nil || control != nil || retries != 0 {
+            throw ValidationError("--keep-on, --wait, --interface, --control and --retries go with --host")
         }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }

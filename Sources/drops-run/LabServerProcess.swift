@@ -64,7 +64,7 @@ final class LabServerProcess: Sendable {
         let prefix = network?.launchPrefix ?? []
         process.executableURL = URL(fileURLWithPath: prefix.first ?? executable)
         process.arguments = Array(prefix.dropFirst()) + (prefix.isEmpty ? [] : [executable])
-            + ["pxe", "--root", root] + arguments(scratch) + ["--log-format", "json", "--grace", "2"]
+            + ["pxe", "--root", root] + arguments(scratch) + ["--log-format", "json", "--grace", "2", "--no-control"]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = verbose ? FileHandle.standardError : FileHandle.nullDevice

@@ -35,6 +35,51 @@ struct InfrastructureFailure: Sendable, Equatable {
     }
 }
 
+/// Where a lab PC is told what to boot, and where its DHCP and TFTP progress is seen.
+protocol MachinePointer: Sendable {
+    func observe(transfers: @escaping @Sendable (TransferRecord) -> Void, exchanges: @escaping @Sendable (PXEExchange) -> Void)
+    func stop()
+}
+
+extension LabServerProcess: MachinePointer {}
+
+/// A running drops-serve pxe, asked through its control socket to boot the machine with
+/// the tree while the connection lasts; it reverts when the connection closes, even if
+/// drops-run is killed.
+final class ControlPointer: MachinePointer {
+    let client: PXEControlClient
+
+    init(path: String, mac: String, profile: String, chain: Chain) throws {
+        do {
+            client = try PXEControlClient(path: path)
+            let reply = try client.send(PXEControlRequest(request: "next-boot", mac: mac, profile: profile, chain: chain.rawValue))
+            guard reply.ok else {
+                client.close()
+                throw CommandFailure("drops-serve pxe (\(path)) refused: \(reply.message)")
+            }
+            let watch = try client.send(PXEControlRequest(request: "watch"))
+            guard watch.ok else {
+                client.close()
+                throw CommandFailure("drops-serve pxe (\(path)) refused to report progress: \(watch.message)")
+            }
+        } catch let error as PXEControlError {
+            throw CommandFailure(error.description + "; start drops-serve pxe on the lab interface, or give --interface IF to let drops-run answer the PC itself")
+        }
+    }
+
+    func observe(transfers: @escaping @Sendable (TransferRecord) -> Void, exchanges: @escaping @Sendable (PXEExchange) -> Void) {
+        client.onEvents { event in
+            if let exchange = event.exchange { exchanges(exchange) }
+            if let transfer = event.transfer {
+                transfers(TransferRecord(client: transfer.client, direction: "read", file: transfer.file, options: "", bytes: transfer.bytes,
+                                         seconds: transfer.seconds, outcome: transfer.outcome, retransmissions: 0))
+            }
+        }
+    }
+
+    func stop() { client.close() }
+}
+
 /// One boot of a tree on a lab PC: the machine held, pointed at the tree, switched on, its
 /// console watched by the same ConsoleWatch as a QEMU guest's, switched off at the end.
 final class LabSession: BootServing {
@@ -48,7 +93,7 @@ final class LabSession: BootServing {
     private let controller: PowerController?
     private let console: ConsoleStream
     private let hold: MachineHold
-    private let server: LabServerProcess
+    private let server: any MachinePointer
     private let state = NIOLockedValueBox(LabState())
 
     struct LabState {
@@ -93,11 +138,16 @@ final class LabSession: BootServing {
         guard folder.lastPathComponent == manifest.profile.name else {
             throw CommandFailure("--host serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); build it into a folder named \(manifest.profile.name)")
         }
-        guard let interface = run.interface else {
-            throw CommandFailure("--host needs --interface IF, the lab network drops-run answers \(host.name)'s PXE requests on (proxyDHCP beside the site's DHCP server, TFTP)",
-                                 exitCode: RunExit.usage)
+        var controlPath = run.control
+        if run.interface == nil && controlPath == nil {
+            let running = PXEControlServer.running()
+            guard running.count == 1 else {
+                throw CommandFailure(running.isEmpty
+                    ? "no drops-serve pxe runs here (no control socket in \(PXEControlServer.defaultFolder())): start one on the lab interface, or give --interface IF to let drops-run answer \(host.name) itself"
+                    : "several drops-serve pxe run here (\(running.joined(separator: ", "))): choose one with --control PATH", exitCode: RunExit.usage)
+            }
+            controlPath = running[0]
         }
-        guard let serve = DropsRun.siblingExecutable("drops-serve") else { throw CommandFailure("--host needs drops-serve beside drops-run or on PATH") }
         do {
             hold = try MachineHold(host: host.name, profile: manifest.profile.name, waitSeconds: run.wait ? 24 * 3600 : nil)
         } catch {
@@ -107,14 +157,20 @@ final class LabSession: BootServing {
             progress.say("\(host.name) was held by \(previous.description), which ended without letting go; taken over")
         }
         do {
-            server = try LabServerProcess(interface: interface, mac: host.mac, name: host.name, executable: serve,
-                                          root: folder.deletingLastPathComponent().path, profile: manifest.profile.name,
-                                          chain: chain.rawValue, verbose: run.output.verbose > 0)
+            if let interface = run.interface {
+                guard let serve = DropsRun.siblingExecutable("drops-serve") else { throw CommandFailure("--interface needs drops-serve beside drops-run or on PATH") }
+                server = try LabServerProcess(interface: interface, mac: host.mac, name: host.name, executable: serve,
+                                              root: folder.deletingLastPathComponent().path, profile: manifest.profile.name,
+                                              chain: chain.rawValue, verbose: run.output.verbose > 0)
+                progress.say("holding \(host.name) (\(host.mac)); drops-serve pxe answers only it on \(interface), with \(manifest.profile.name) over \(chain.rawValue)")
+            } else {
+                server = try ControlPointer(path: controlPath!, mac: host.mac, profile: manifest.profile.name, chain: chain)
+                progress.say("holding \(host.name) (\(host.mac)); the drops-serve pxe of \(controlPath!) boots it with \(manifest.profile.name) over \(chain.rawValue) for this run")
+            }
         } catch {
             hold.release()
             throw error
         }
-        progress.say("holding \(host.name) (\(host.mac)); drops-serve pxe answers only it on \(interface), with \(manifest.profile.name) over \(chain.rawValue)")
     }
 
     func normalized(_ name: String) -> String {

@@ -39,6 +39,10 @@ struct ServePXE: ParsableCommand {
             --lease-file and survive restarts), PXE clients their boot file as well. Without it \
             no address is ever handed out.
 
+            A control socket (--control; owner only) lets drops-run --host point a machine at \
+            a profile for the length of its run and follow its DHCP and TFTP progress; the \
+            machine reverts when the run's connection closes, even if the run was killed.
+
             One log line per PXE exchange: MAC, host name, architecture, request, what was \
             offered. Needs root (or CAP_NET_BIND_SERVICE and CAP_NET_RAW) for ports 67, 69 \
             and 4011 and for binding to the interface.
@@ -79,6 +83,14 @@ struct ServePXE: ParsableCommand {
 
     @Option(name: .customLong("tftp-port"), help: ArgumentHelp("UDP port of the TFTP server.", valueName: "port"))
     var tftpPort = 69
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Control socket for drops-run --host (owner only; default: pxe-INTERFACE.sock in $RUNTIME_DIRECTORY, /run/drops as root, else $XDG_RUNTIME_DIR/drops).",
+        valueName: "path"))
+    var control: String?
+
+    @Flag(name: .customLong("no-control"), help: "Do not open the control socket.")
+    var noControl = false
 
     @OptionGroup var transfer: TransferOptions
 
@@ -127,8 +139,24 @@ struct ServePXE: ParsableCommand {
             try? group.syncShutdownGracefully()
             throw CommandFailure(error.description)
         }
+        var controlServer: PXEControlServer?
+        if !noControl {
+            let server = PXEControlServer(path: control ?? PXEControlServer.defaultPath(interface: interface), pxe: pxe)
+            do { try server.start(group: group) } catch {
+                pxe.stop()
+                tftp.shutdown(grace: .seconds(0))
+                try? group.syncShutdownGracefully()
+                throw CommandFailure(error.description)
+            }
+            tftp.setTransferObserver { record in
+                server.publish(transfer: .init(client: record.client, file: record.file, bytes: record.bytes, seconds: record.seconds, outcome: record.outcome))
+            }
+            controlServer = server
+            logger.notice("control socket \(server.path) (drops-run --host points machines through it)")
+        }
         for line in setup.summary { logger.notice("\(line)") }
         termination.wait()
+        controlServer?.stop()
         pxe.stop()
         tftp.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
         try? group.syncShutdownGracefully()

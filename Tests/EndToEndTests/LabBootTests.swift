@@ -34,7 +34,8 @@ struct LabBootTests {
     @discardableResult
     func serve(_ lab: LabNetwork, root: String, hosts: String?, arguments: [String] = [], log: String = "pxe") throws -> ChildProcess {
         let serve = try #require(CommandLineTests.executable("drops-serve"))
-        var command = [serve, "pxe", "--interface", "br0", "--root", root]
+        // Each lab's own control socket: the default one is per interface name, and every lab's is br0.
+        var command = [serve, "pxe", "--interface", "br0", "--root", root, "--control", lab.work.path + "/\(log).sock"]
         if let hosts {
             let path = lab.work.path + "/hosts.toml"
             try hosts.write(toFile: path, atomically: true, encoding: .utf8)

@@ -1,5 +1,6 @@
 import DropsImage
 import DropsModel
+import DropsPXE
 import DropsQEMU
 import DropsTestSupport
 import Foundation
@@ -65,7 +66,7 @@ final class SimulatedLabPC {
                 accepter: telnet,tcp,127.0.0.1,\(consolePort)
                 connector: serialdev,\(cable.right.device),115200n81,local
             """)
-        work.write("hosts.toml", text: """
+        work.write("lab-pcs.toml", text: """
             [[host]]
             mac = "\(mac)"
             name = "lab-pc1"
@@ -93,7 +94,7 @@ final class SimulatedLabPC {
 
     func stopConsoleServer() { consoleServer?.stop() }
 
-    var hostsFile: String { lab.work.path + "/hosts.toml" }
+    var hostsFile: String { lab.work.path + "/lab-pcs.toml" }
 
     /// Whether the guest runs (ipmi_sim started it and has not stopped it).
     var guestRuns: Bool {
@@ -105,11 +106,14 @@ final class SimulatedLabPC {
     }
 
     /// drops-run --host inside the lab namespace, as on the lab's server.
-    func run(_ tree: String, _ arguments: [String], holds: String) throws -> DropsRunTool.Result {
+    /// `pointer`: how drops-run points the PC (its own server on br0, or --control PATH).
+    func command(_ tree: String, _ arguments: [String], pointer: [String] = ["--interface", "br0"]) throws -> [String] {
         let tool = try #require(CommandLineTests.executable("drops-run"))
-        return try DropsRunTool.run(["/usr/sbin/ip", "netns", "exec", lab.lab, tool, tree, "--host", "lab-pc1", "--hosts", hostsFile,
-                                     "--interface", "br0", "--json"] + arguments,
-                                    environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds], direct: true)
+        return ["/usr/sbin/ip", "netns", "exec", lab.lab, tool, tree, "--host", "lab-pc1", "--hosts", hostsFile, "--json"] + pointer + arguments
+    }
+
+    func run(_ tree: String, _ arguments: [String], holds: String, pointer: [String] = ["--interface", "br0"]) throws -> DropsRunTool.Result {
+        try DropsRunTool.run(try command(tree, arguments, pointer: pointer), environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds], direct: true)
     }
 
     deinit {
@@ -195,6 +199,63 @@ struct LabPCTests {
         let who = try ChildProcess.run([tool, "--who", "--json", "--hosts", pc.hostsFile], environment: ["DROPS_HOLDS_DIR": holds.path])
         let rows = (try? JSONSerialization.jsonObject(with: Data(who.stdout.utf8))) as? [[String: Any]] ?? []
         #expect(rows.count == 1 && rows.first?["host"] as? String == "lab-pc1" && rows.first?["held"] as? Bool == true, "\(who.stdout) \(who.stderr)")
+    }
+}
+
+/// drops-serve pxe already runs for the lab: drops-run asks it through the control socket,
+/// and what it asked reverts when the run ends, also when the run is killed.
+@Suite(.serialized, .enabled(if: SimulatedLabPC.available, "needs root, iproute2, dnsmasq-base, openipmi, ipmitool and ser2net (make deps)"))
+struct LabControlSocketTests {
+    func overrides(_ path: String) throws -> [PXEControlReply.Override] {
+        let client = try PXEControlClient(path: path)
+        defer { client.close() }
+        return try client.send(PXEControlRequest(request: "status")).overrides ?? []
+    }
+
+    @Test func aRunningServerBootsThePCForTheRunOnly() throws {
+        let root = try LabBootTests.trees.get()
+        let manifest = try TreeVerifier.loadManifest(directory: root + "/selftest")
+        let pc = try SimulatedLabPC(manifest: manifest)
+        // The lab's server knows no machine: only the run's request makes the PC boot.
+        try LabBootTests().serve(pc.lab, root: root, hosts: "unknown = \"refuse\"\n", log: "pxe")
+        let control = pc.lab.work.path + "/pxe.sock"
+        let info = try FileManager.default.attributesOfItem(atPath: control)
+        #expect((info[.posixPermissions] as? Int) == 0o600, "owner only: \(info)")
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(root + "/selftest", [], holds: holds.path, pointer: ["--control", control])
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(run.verifiedModules == 15)
+        #expect(run.stderr.contains("boots it with selftest over ipxe for this run"), "\(run.stderr.prefix(1500))")
+        #expect(try overrides(control).isEmpty, "the request ended with the run")
+    }
+
+    /// A runner killed with SIGKILL: the machine is free and unpointed at once, and the next
+    /// run boots it (cycling it, since the dead run left it on).
+    @Test func aKilledRunnerLeavesTheMachineFreeAndUnpointed() throws {
+        let root = try LabBootTests.trees.get()
+        let manifest = try TreeVerifier.loadManifest(directory: root + "/selftest")
+        let pc = try SimulatedLabPC(manifest: manifest)
+        try LabBootTests().serve(pc.lab, root: root, hosts: "unknown = \"refuse\"\n", log: "pxe")
+        let control = pc.lab.work.path + "/pxe.sock"
+        let holds = TemporaryDirectory("drops-holds")
+        let errors = holds.path + "/run.err"
+        let runner = try ChildProcess(try pc.command(root + "/selftest", ["--expect", "never comes"], pointer: ["--control", control]),
+                                      output: holds.path + "/run.out", errors: errors, environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds.path])
+        var switching = false
+        for _ in 0..<300 where !switching {
+            usleep(100_000)
+            switching = ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("switching lab-pc1 on")
+        }
+        #expect(switching, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+        #expect(try overrides(control).map(\.mac) == [pc.mac])
+        #expect(MachineHoldList.holders(holds.path) == ["lab-pc1.hold"])
+        runner.stop(SIGKILL)
+        usleep(500_000)
+        #expect(try overrides(control).isEmpty, "the PC is unpointed when its runner dies")
+        #expect(MachineHoldList.holders(holds.path).isEmpty, "the machine is free when its runner dies")
+        let next = try pc.run(root + "/selftest", [], holds: holds.path, pointer: ["--control", control])
+        #expect(next.status == 0, "\(next.stderr.suffix(3000))")
+        #expect(next.verifiedModules == 15)
     }
 }
 
