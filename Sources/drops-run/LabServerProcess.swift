@@ -83,7 +83,8 @@ final class LabServerProcess: Sendable {
                     value.partial.removeSubrange(value.partial.startIndex...newline)
                     value.lines.append(line)
                     if line.contains("serving profiles") { value.ready = true }
-                    let bytes = Data(line.utf8)
+                    // Failed transfers come as warnings: "warning: {…}".
+                    let bytes = Data((line.firstIndex(of: "{").map { String(line[$0...]) } ?? line).utf8)
                     if let record = try? JSONDecoder().decode(TransferRecord.self, from: bytes) {
                         records.append(record)
                     } else if let exchange = try? JSONDecoder().decode(PXEExchange.self, from: bytes) {

@@ -26,13 +26,21 @@ final class SimulatedLabPC {
     private(set) var bmc: ChildProcess?
     private(set) var consoleServer: ChildProcess?
 
-    init(manifest: Manifest, mac guestMAC: String? = nil) throws {
+    init(manifest: Manifest, mac guestMAC: String? = nil, chain: String = "ipxe", uefi: Bool = false) throws {
         lab = try LabNetwork(taps: 1)
         cable = try SerialCable()
         let work = lab.work
         // The guest as a PC: its network card on the lab's tap, its serial port the cable's end.
         var machine = MachineOptions()
         machine.mac = guestMAC ?? mac
+        if uefi {
+            // OVMF's own network stack (no iPXE option ROM), as on a UEFI PC; its own copy of the variables.
+            try FileManager.default.copyItem(atPath: MachineOptions.ovmfVariables, toPath: work.path + "/OVMF_VARS.fd")
+            machine.uefi = (MachineOptions.ovmfCode, work.path + "/OVMF_VARS.fd")
+            machine.memoryMiB = 512
+            machine.nic = MachineOptions.nicModels["virtio"] ?? "virtio-net-pci"
+            machine.extraArguments = ["-global", "virtio-net-pci.romfile="]
+        }
         var command = QEMUCommand.tapNetwork(manifest: manifest, device: "tap0", machine: machine)
         if let serial = command.arguments.firstIndex(of: "stdio") { command.arguments[serial] = cable.left.device }
         let qemu = try #require(QEMURunner.findExecutable(command.executable))
@@ -71,7 +79,7 @@ final class SimulatedLabPC {
             mac = "\(mac)"
             name = "lab-pc1"
             profile = "selftest"
-            chain = "ipxe"
+            chain = "\(chain)"
             power = { ipmi = { host = "127.0.0.1", port = \(bmcPort), user = "lab", password_file = "bmc.password" }, deadline = 15 }
             console = "tcp://127.0.0.1:\(consolePort)"
             """)
@@ -146,6 +154,63 @@ struct LabPCTests {
         usleep(3_000_000)
         #expect(!pc.guestRuns, "the PC is off after the run")
         #expect(MachineHoldList.holders(holds.path).isEmpty, "the machine is free again")
+    }
+
+    /// The other chains on a lab PC: PXELINUX on BIOS, GRUB 2 on UEFI (OVMF), every module verified.
+    @Test(arguments: [("pxelinux", false), ("grub", true)])
+    func selftestIsVerifiedOverOtherChains(chain: String, uefi: Bool) throws {
+        if uefi { try #require(FileManager.default.fileExists(atPath: MachineOptions.ovmfCode), "install ovmf (make deps)") }
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest, chain: chain, uefi: uefi)
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(tree, [], holds: holds.path)
+        #expect(run.status == 0, "\(chain): \(run.stderr.suffix(4000))")
+        #expect(run.verifiedModules == 15, "\(chain): \(run.failedModules)")
+        #expect(run.summary["chain"] as? String == chain)
+    }
+
+    /// Test failures on a lab PC are the QEMU path's: a reset mid-run is a reboot (5), a
+    /// milestone that never comes a timeout (3); the PC is switched off after each.
+    @Test func testFailuresKeepTheirVerdictsOnALabPC() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let holds = TemporaryDirectory("drops-holds")
+        let errors = holds.path + "/reboot.err"
+        let runner = try ChildProcess(try pc.command(tree, ["--no-milestones", "--expect", "DROPS-PROBE hello", "--expect", "never comes", "--timeout", "150"]),
+                                      output: holds.path + "/reboot.out", errors: errors, environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds.path])
+        var greeted = false
+        for _ in 0..<900 where !greeted {
+            usleep(100_000)
+            greeted = ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("matched 1/2")
+        }
+        #expect(greeted)
+        // Someone presses reset: the BMC cycles the PC, which boots again from the network.
+        _ = try pc.lab.run(["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(pc.bmcPort), "-U", "lab",
+                            "-f", pc.lab.work.path + "/bmc.password", "chassis", "power", "cycle"], in: pc.lab.lab)
+        let status = runner.wait(seconds: 150)
+        #expect(status == 5, "\((try? String(contentsOfFile: errors, encoding: .utf8))?.suffix(3000) ?? "")")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns)
+
+        let late = try pc.run(tree, ["--expect", "never comes", "--timeout", "40"], holds: holds.path)
+        #expect(late.status == 3, "\(late.stderr.suffix(2000))")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns)
+    }
+
+    /// A file the manifest lists but the tree lacks: named as soon as the PC asks for it.
+    @Test func aFileMissingFromTheTreeIsNamedAtOnce() throws {
+        let (tree, manifest) = try tree()
+        let copy = TemporaryDirectory("drops-lab-copy")
+        _ = try ChildProcess.run(["/bin/cp", "-a", tree, copy.path + "/selftest"])
+        try FileManager.default.removeItem(atPath: copy.path + "/selftest/bin/names")
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(copy.path + "/selftest", ["--no-verify"], holds: holds.path)
+        #expect(run.status == 1, "\(run.stderr.suffix(2000))")
+        #expect((run.summary["message"] as? String ?? "").contains("asked for bin/names, which the manifest lists but the tree does not have"), "\(run.summary)")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns)
     }
 
     /// Each infrastructure failure with its own verdict and exit status; the PC is never left on.
