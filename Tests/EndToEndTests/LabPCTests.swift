@@ -213,6 +213,55 @@ struct LabPCTests {
         #expect(!pc.guestRuns)
     }
 
+    /// Command hooks switch the PC (here through the same BMC, as a PDU's tool would) and
+    /// the selftest is verified; a Wake-on-LAN host gets its magic packet on the lab bridge.
+    @Test func powerHooksAndWakeOnLAN() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest)
+        let work = pc.lab.work
+        let ipmitool = "/usr/bin/ipmitool -I lanplus -C 3 -H 127.0.0.1 -p \(pc.bmcPort) -U lab -f \(work.path)/bmc.password chassis power"
+        work.write("power.sh", text: "#!/bin/sh\nexec \(ipmitool) \"$1\" 2>/dev/null\n")
+        work.write("status.sh", text: "#!/bin/sh\n\(ipmitool) status 2>/dev/null | awk '{ print $NF }'\n")
+        chmod(work.path + "/power.sh", 0o755)
+        chmod(work.path + "/status.sh", 0o755)
+        work.write("hooks.toml", text: """
+            [[host]]
+            mac = "\(pc.mac)"
+            name = "lab-pc1"
+            profile = "selftest"
+            power = { on = ["\(work.path)/power.sh", "on"], off = ["\(work.path)/power.sh", "off"], status = ["\(work.path)/status.sh"], deadline = 15 }
+            console = "tcp://127.0.0.1:\(pc.consolePort)"
+
+            [[host]]
+            mac = "52:54:00:77:01:02"
+            name = "lab-pc2"
+            profile = "selftest"
+            power = { wol = { broadcast = "10.77.0.255" } }
+            console = "tcp://127.0.0.1:\(pc.consolePort)"
+            """)
+        let holds = TemporaryDirectory("drops-holds")
+        let tool = try #require(CommandLineTests.executable("drops-run"))
+        let hooked = try DropsRunTool.run(["/usr/sbin/ip", "netns", "exec", pc.lab.lab, tool, tree, "--host", "lab-pc1", "--hosts", work.path + "/hooks.toml",
+                                           "--interface", "br0", "--json"], environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds.path], direct: true)
+        #expect(hooked.status == 0, "\(hooked.stderr.suffix(3000))")
+        #expect(hooked.verifiedModules == 15)
+        #expect(hooked.stderr.contains("on through power commands"), "\(hooked.stderr.prefix(1500))")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns, "the off hook switched it off")
+
+        // The magic packet, as the bridge sees it: 6 bytes 0xff, then the MAC 16 times.
+        let capture = try pc.lab.start(in: pc.lab.lab, ["/usr/bin/tcpdump", "-l", "-n", "-i", "br0", "-c", "1", "-x", "udp", "port", "9"], log: "wol")
+        #expect(pc.lab.waitFor("listening on br0", in: "wol"), "\(pc.lab.log("wol"))")
+        let woken = try DropsRunTool.run(["/usr/sbin/ip", "netns", "exec", pc.lab.lab, tool, tree, "--host", "lab-pc2", "--hosts", work.path + "/hooks.toml",
+                                          "--interface", "br0", "--json", "--boot-deadline", "5"], environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds.path], direct: true)
+        #expect(woken.status == 9, "no PC answers this MAC: \(woken.stderr.suffix(2000))")
+        _ = capture.wait(seconds: 10)
+        // tcpdump -x: lines of "0x0010:  hex hex …"; the bytes after the offsets, joined.
+        let hex = pc.lab.log("wol").split(separator: "\n").filter { $0.contains("0x0") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map(String.init) ?? "" }.joined().filter { !$0.isWhitespace }
+        #expect(hex.contains("ffffffffffff" + String(repeating: "525400770102", count: 16)), "\(pc.lab.log("wol"))")
+    }
+
     /// Each infrastructure failure with its own verdict and exit status; the PC is never left on.
     @Test func infrastructureFailuresHaveTheirOwnVerdicts() throws {
         let (tree, manifest) = try tree()
