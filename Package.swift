@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "drops-serve",
             dependencies: [
-                "DropsCLI", "DropsTFTP", "DropsPXE",
+                "DropsCLI", "DropsTFTP", "DropsPXE", "DropsLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

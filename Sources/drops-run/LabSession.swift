@@ -234,9 +234,11 @@ final class LabSession: BootServing {
         progress.say("reading \(host.name)'s console (\(console.source.description))")
         if let controller {
             progress.say("switching \(host.name) on through \(controller.power.kind)")
+            // From here the PC may be on, even if switching it on is reported as failed: the
+            // end of the run switches it off in any case.
+            state.withLockedValue { $0.poweredOn = true }
             do {
                 try controller.powerOnFresh()
-                state.withLockedValue { $0.poweredOn = true }
             } catch {
                 fail(.power, error.description)
                 console.close()

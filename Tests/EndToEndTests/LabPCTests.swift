@@ -23,10 +23,12 @@ final class SimulatedLabPC {
     let mac = "52:54:00:77:01:01"
     let bmcPort = 9623
     let consolePort = 7007
+    let guestMarker: String
     private(set) var bmc: ChildProcess?
     private(set) var consoleServer: ChildProcess?
 
-    init(manifest: Manifest, mac guestMAC: String? = nil, chain: String = "ipxe", uefi: Bool = false) throws {
+    /// `serialConnected: false`: the PC's serial port leads nowhere (a console on the wrong port).
+    init(manifest: Manifest, mac guestMAC: String? = nil, chain: String = "ipxe", uefi: Bool = false, serialConnected: Bool = true) throws {
         lab = try LabNetwork(taps: 1)
         cable = try SerialCable()
         let work = lab.work
@@ -42,7 +44,10 @@ final class SimulatedLabPC {
             machine.extraArguments = ["-global", "virtio-net-pci.romfile="]
         }
         var command = QEMUCommand.tapNetwork(manifest: manifest, device: "tap0", machine: machine)
-        if let serial = command.arguments.firstIndex(of: "stdio") { command.arguments[serial] = cable.left.device }
+        if let serial = command.arguments.firstIndex(of: "stdio") { command.arguments[serial] = serialConnected ? cable.left.device : "null" }
+        // The guest is found by a name only it carries (every lab's guest has the same MAC).
+        guestMarker = "guest-" + lab.lab
+        command.arguments += ["-name", guestMarker]
         let qemu = try #require(QEMURunner.findExecutable(command.executable))
         work.write("pc.sh", text: "#!/bin/sh\nexec \(([qemu] + command.arguments).map { "'\($0)'" }.joined(separator: " ")) > \(work.path)/pc.out 2>&1\n")
         chmod(work.path + "/pc.sh", 0o755)
@@ -109,7 +114,7 @@ final class SimulatedLabPC {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.contains { pid in
             Int(pid) != nil && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
-                String(decoding: $0, as: UTF8.self).contains(cable.left.device) } ?? false)
+                String(decoding: $0, as: UTF8.self).contains(guestMarker) } ?? false)
         }
     }
 
@@ -128,7 +133,8 @@ final class SimulatedLabPC {
         stopConsoleServer()
         stopBMC()
         // What ipmi_sim started goes with it.
-        _ = try? ChildProcess(["/usr/bin/pkill", "-f", cable.left.device]).wait()
+        _ = try? ChildProcess(["/usr/bin/pkill", "-f", lab.work.path + "/pc.sh"]).wait()
+        _ = try? ChildProcess(["/usr/bin/pkill", "-f", guestMarker]).wait()
     }
 }
 
@@ -284,6 +290,20 @@ struct LabPCTests {
         #expect((power.summary["message"] as? String ?? "").contains("ipmitool chassis power"), "\(power.summary)")
     }
 
+    /// A console that stays silent after power-on (the PC's serial port leads elsewhere) is a
+    /// console failure; --retries tries infrastructure failures again, and says so.
+    @Test func aSilentConsoleIsAConsoleFailureAndIsRetried() throws {
+        let (tree, manifest) = try tree()
+        let pc = try SimulatedLabPC(manifest: manifest, serialConnected: false)
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(tree, ["--boot-deadline", "25", "--retries", "1"], holds: holds.path)
+        #expect(run.status == 8, "\(run.stderr.suffix(2000))")
+        #expect((run.summary["message"] as? String ?? "").contains("stayed silent for 25 s after power-on"), "\(run.summary)")
+        #expect(run.stderr.contains("trying again (1 of 1 retries)"), "\(run.stderr.suffix(3000))")
+        usleep(3_000_000)
+        #expect(!pc.guestRuns)
+    }
+
     /// A PC that never asks for DHCP (its card is not the hosts file's) is a network-boot
     /// failure, after the boot deadline; the PC is switched off again.
     @Test func aPCThatNeverAsksForDHCPIsANetworkBootFailure() throws {
@@ -363,6 +383,13 @@ struct LabControlSocketTests {
         #expect(switching, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
         #expect(try overrides(control).map(\.mac) == [pc.mac])
         #expect(MachineHoldList.holders(holds.path) == ["lab-pc1.hold"])
+        let serve = try #require(CommandLineTests.executable("drops-serve"))
+        let status = try ChildProcess.run([serve, "status", "--control", control, "--json"], environment: ["DROPS_HOLDS_DIR": holds.path])
+        let object = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [String: Any] ?? [:]
+        let pointed = ((object["servers"] as? [[String: Any]])?.first?["pointed"] as? [[String: Any]]) ?? []
+        let held = (object["holds"] as? [[String: Any]]) ?? []
+        #expect(pointed.first?["mac"] as? String == pc.mac && pointed.first?["profile"] as? String == "selftest", "\(status.stdout) \(status.stderr)")
+        #expect(held.first?["host"] as? String == "lab-pc1" && held.first?["pid"] as? Int != nil, "\(status.stdout)")
         runner.stop(SIGKILL)
         usleep(500_000)
         #expect(try overrides(control).isEmpty, "the PC is unpointed when its runner dies")
