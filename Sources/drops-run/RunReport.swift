@@ -42,6 +42,11 @@ struct RunReport {
         if let failure = session.infrastructureFailure {
             return Verdict(code: failure.exitCode, message: "infrastructure failure (\(failure.kind.rawValue)): \(failure.message)", showTail: outcome.guestSpoke)
         }
+        // After a reboot the console holds two boots' probe lines: the reboot is the verdict,
+        // not the mix of both reports.
+        if case let .rebooted(line) = outcome.ending {
+            return Verdict(code: RunExit.rebooted, message: "the guest rebooted: its first pattern came again (\"\(line)\") while waiting for \(waitingFor)", showTail: true)
+        }
         if let check, check.ok, matched == patterns.count {
             let end = outcome.matchTimes.last.map { String(format: "%.1f", $0) } ?? seconds
             return Verdict(code: 0, message: "verified \(check.rows.count) modules against \(Manifest.fileName); the probe ended \(end) s after QEMU started")

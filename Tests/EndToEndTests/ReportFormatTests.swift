@@ -107,3 +107,34 @@ import Testing
         #expect(prove.status != 0 && prove.stdout.contains("Result: FAIL"), "\(prove.stdout)")
     }
 }
+
+/// drops-run --host refuses a hosts file it cannot use before anything is switched: one error
+/// each, naming the file and line, exit status 2.
+@Suite struct LabHostsInputTests {
+    @Test func badHostsEntriesAreUsageErrors() throws {
+        let work = TemporaryDirectory("drops-hosts-input")
+        let build = try #require(CommandLineTests.executable("drops-build"))
+        _ = try ChildProcess.run([build, "profile", "selftest", "--out", work.path + "/out"], environment: ["DROPS_PROFILES_DIR": Repository.profiles])
+        work.write("open.ipmi", text: "secret\n")
+        chmod(work.path + "/open.ipmi", 0o644)
+        let header = "[[host]]\nmac = \"52:54:00:12:34:56\"\nname = \"pc\"\nprofile = \"selftest\"\n"
+        let cases: [(String, [String], String)] = [
+            ("unknown.toml", [], "unknown.toml:5:1: unknown key 'host.0.relay'"),
+            ("nopower.toml", [], "nopower.toml:5:1: 'host.0.power': has no way to switch the machine on"),
+            ("console.toml", [], "console.toml:5:1: 'host.0.console': 'serial0' is not a console"),
+            ("readable.toml", [], "can be read by others (mode 644); a password file must be the owner's only: chmod 600"),
+            ("fine.toml", ["--host", "pc7"], "fine.toml: no host pc7; the file has pc"),
+        ]
+        work.write("unknown.toml", text: header + "relay = 3\n")
+        work.write("nopower.toml", text: header + "power = {}\n")
+        work.write("console.toml", text: header + "console = \"serial0\"\n")
+        work.write("readable.toml", text: header + "power = { ipmi = { host = \"127.0.0.1\", user = \"u\", password_file = \"open.ipmi\" } }\nconsole = \"tcp://127.0.0.1:9\"\n")
+        work.write("fine.toml", text: header + "console = \"tcp://127.0.0.1:9\"\n")
+        for (file, extra, expected) in cases {
+            let arguments = [work.path + "/out/selftest", "--hosts", work.path + "/" + file, "--interface", "lo"] + (extra.isEmpty ? ["--host", "pc"] : extra)
+            let run = try DropsRunTool.run(arguments)
+            #expect(run.status == 2, "\(file): \(run.stderr)")
+            #expect(run.stderr.contains(expected), "\(file): \(run.stderr)")
+        }
+    }
+}
