@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsArchive", "DropsTestSupport",
+                "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsArchive", "DropsTestSupport", "DropsLab",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -129,11 +129,7 @@ final class BootSession: BootServing {
         if let reason = PrivateLabNetwork.unavailableReason() {
             throw CommandFailure("--network private cannot run here: \(reason); without root, use --network user (the default)")
         }
-        let folder = URL(fileURLWithPath: treeDirectory)
-        guard folder.lastPathComponent == manifest.profile.name else {
-            throw CommandFailure("--network private serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); "
-                                 + "build it into a folder named \(manifest.profile.name) (drops-build profile \(manifest.profile.name) --out DIR)")
-        }
+        let root = try ServedFiles.servedRoot(treeDirectory: treeDirectory, manifest: manifest, purpose: "--network private")
         guard let serve = DropsRun.siblingExecutable("drops-serve") else {
             throw CommandFailure("--network private needs drops-serve beside drops-run or on PATH")
         }
@@ -142,7 +138,6 @@ final class BootSession: BootServing {
         }
         let network: PrivateLabNetwork
         do { network = try PrivateLabNetwork() } catch { throw CommandFailure("cannot make the private lab network: \(error)") }
-        let root = folder.deletingLastPathComponent().path
         do {
             let lab = try LabServerProcess(network: network, executable: serve, root: root, profile: manifest.profile.name,
                                            chain: run.chain.rawValue, verbose: run.output.verbose > 0)
@@ -168,8 +163,8 @@ final class BootSession: BootServing {
         if first { progress.say("the firmware has its DHCP lease and asks our server for \(record.file)") }
         let name = normalized(record.file)
         if record.outcome == "ok" {
-            progress.say("served \(name) (\(Self.size(record.bytes)) in \(String(format: "%.2f", record.seconds)) s)")
-        } else if manifest.files.contains(where: { $0.path == name }) || manifest.modules.contains(where: { $0.path == name }) {
+            progress.served(name, record)
+        } else if ServedFiles.isListed(name, in: manifest) {
             // A file the manifest promises but the tree lacks: the boot cannot succeed.
             control?.stop("the guest asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
         }
@@ -179,18 +174,7 @@ final class BootSession: BootServing {
     }
 
     /// The request's name as a path in the tree.
-    func normalized(_ name: String) -> String {
-        var path = name
-        let prefix = "/" + manifest.profile.name + "/"
-        if path.hasPrefix(prefix) { path.removeFirst(prefix.count - 1) }
-        while path.hasPrefix("/") { path.removeFirst() }
-        return path
-    }
-
-    static func size(_ bytes: Int) -> String {
-        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576)
-            : bytes >= 1024 ? String(format: "%.1f KiB", Double(bytes) / 1024) : "\(bytes) bytes"
-    }
+    func normalized(_ name: String) -> String { ServedFiles.treePath(name, profile: manifest.profile.name) }
 
     var served: [TransferRecord] { state.withLockedValue { $0.served } }
     var infrastructureFailure: InfrastructureFailure? { nil }
@@ -269,22 +253,9 @@ final class BootSession: BootServing {
                      + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + (tapDevice.map { ", on tap device \($0)" } ?? "")
                      + (isPrivate ? ", on the private lab network" : "")
                      + (machine.uefi != nil ? ", UEFI" : "") + ")")
-        let progress = progress
-        let patterns = watcher.patterns
-        let failures = watcher.failures
+        let events = progress.consoleEvents(patterns: watcher.patterns, failures: watcher.failures, subject: "guest", onLine: onLine)
         do {
-            return try QEMURunner().run(command, timeout: timeout, watcher: watcher, control: control, onEvent: { event in
-                switch event {
-                case let .line(line):
-                    onLine(line)
-                case let .matched(index, elapsed):
-                    progress.say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
-                case let .rebooted(line):
-                    progress.say("the first pattern came again (\(line)): the guest rebooted")
-                case let .failed(index, _):
-                    progress.say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
-                }
-            })
+            return try QEMURunner().run(command, timeout: timeout, watcher: watcher, control: control, onEvent: events)
         } catch {
             throw CommandFailure(error.description)
         }

@@ -419,12 +419,8 @@ struct DropsRun: ParsableCommand {
             return
         }
         let log = try openSerialLog()
-        let echo = !output.quiet && !output.json && !tap
         interruption?.onSignal { name in session.interrupt("interrupted by \(name)") }
-        let outcome = try session.boot(watcher: watcher, timeout: limit, mode: kvmMode, onLine: { line in
-            if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
-            log?.write(Data((line + "\n").utf8))
-        })
+        let outcome = try session.boot(watcher: watcher, timeout: limit, mode: kvmMode, onLine: consoleLines(log))
         try? log?.close()
         session.settleTransfers()
         if let signal = interruption?.received {
@@ -433,11 +429,24 @@ struct DropsRun: ParsableCommand {
         try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
     }
 
+    /// Where each console line goes: stderr behind `| ` (unless quiet, --json or --tap), and
+    /// the serial log.
+    func consoleLines(_ log: FileHandle?) -> @Sendable (String) -> Void {
+        let echo = !output.quiet && !output.json && !tap
+        return { line in
+            if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
+            log?.write(Data((line + "\n").utf8))
+        }
+    }
+
+    /// --hosts, else the system's hosts file.
+    var hostsFile: String { hosts ?? "/etc/drops/hosts.toml" }
+
     /// --host: the lab PC from the hosts file, booted and judged like a QEMU guest; an
     /// infrastructure failure is tried again up to --retries times.
     func runOnLabPC(_ name: String, manifest: Manifest, treeDirectory: String, watcher: SerialWatcher,
                     patterns: [ExpectedPattern], limit: Double?, progress: Progress) throws {
-        let path = hosts ?? "/etc/drops/hosts.toml"
+        let path = hostsFile
         let table: HostTable
         do { table = try HostTable.load(path: path) } catch {
             throw CommandFailure(error.description + (hosts == nil ? " (give the hosts file with --hosts)" : ""), exitCode: RunExit.usage)
@@ -448,7 +457,6 @@ struct DropsRun: ParsableCommand {
         }
         let interruption = Interruption()
         let log = try openSerialLog()
-        let echo = !output.quiet && !output.json && !tap
         var attempt = 0
         while true {
             attempt += 1
@@ -458,10 +466,7 @@ struct DropsRun: ParsableCommand {
             interruption.onSignal { signal in session.interrupt("interrupted by \(signal)") }
             let outcome: QEMUOutcome
             do {
-                outcome = try session.boot(watcher: fresh, timeout: limit, onLine: { line in
-                    if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
-                    log?.write(Data((line + "\n").utf8))
-                })
+                outcome = try session.boot(watcher: fresh, timeout: limit, onLine: consoleLines(log))
             } catch {
                 session.close()
                 throw error
@@ -495,7 +500,7 @@ struct DropsRun: ParsableCommand {
             Row(host: entry.host, held: entry.held, user: entry.holder?.user, pid: entry.holder?.pid,
                 since: entry.holder?.since, profile: entry.holder?.profile)
         }
-        let path = hosts ?? "/etc/drops/hosts.toml"
+        let path = hostsFile
         if let table = try? HostTable.load(path: path) {
             for host in table.hosts where !rows.contains(where: { $0.host == host.name }) {
                 rows.append(Row(host: host.name, held: false))

@@ -81,7 +81,9 @@ final class LabServerProcess: Sendable {
                 while let newline = value.partial.firstIndex(of: 0x0A) {
                     let line = String(decoding: value.partial[value.partial.startIndex..<newline], as: UTF8.self)
                     value.partial.removeSubrange(value.partial.startIndex...newline)
+                    // The last lines only: they say why drops-serve did not start.
                     value.lines.append(line)
+                    if value.lines.count > 20 { value.lines.removeFirst() }
                     if line.contains("serving profiles") { value.ready = true }
                     // Failed transfers come as warnings: "warning: {…}".
                     let bytes = Data((line.firstIndex(of: "{").map { String(line[$0...]) } ?? line).utf8)

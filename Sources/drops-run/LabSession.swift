@@ -88,8 +88,8 @@ final class LabSession: BootServing {
     let manifest: Manifest
     let progress: Progress
     let keepOn: Bool
-    let dhcpDeadline: Double
-    let consoleDeadline: Double
+    /// Seconds after power-on within which the PC must ask for PXE and its console speak.
+    let bootDeadline: Double
     private let controller: PowerController?
     private let console: ConsoleStream
     private let hold: MachineHold
@@ -116,8 +116,7 @@ final class LabSession: BootServing {
         self.manifest = manifest
         self.progress = progress
         keepOn = run.keepOn
-        dhcpDeadline = run.bootDeadline
-        consoleDeadline = run.bootDeadline
+        bootDeadline = run.bootDeadline
         chain = host.chain.flatMap { Chain(rawValue: $0) } ?? run.chainOption
         guard let source = host.console else {
             throw CommandFailure("\(host.location): host \(host.name) has no console; give it console = \"tcp://HOST:PORT\" (ser2net), a tty, or ipmi-sol",
@@ -134,10 +133,7 @@ final class LabSession: BootServing {
             controller = nil
         }
         console = ConsoleStream(host: host.name, source: source)
-        let folder = URL(fileURLWithPath: treeDirectory)
-        guard folder.lastPathComponent == manifest.profile.name else {
-            throw CommandFailure("--host serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); build it into a folder named \(manifest.profile.name)")
-        }
+        let root = try ServedFiles.servedRoot(treeDirectory: treeDirectory, manifest: manifest, purpose: "--host")
         var controlPath = run.control
         if run.interface == nil && controlPath == nil {
             let running = PXEControlServer.running()
@@ -160,7 +156,7 @@ final class LabSession: BootServing {
             if let interface = run.interface {
                 guard let serve = DropsRun.siblingExecutable("drops-serve") else { throw CommandFailure("--interface needs drops-serve beside drops-run or on PATH") }
                 server = try LabServerProcess(interface: interface, mac: host.mac, name: host.name, executable: serve,
-                                              root: folder.deletingLastPathComponent().path, profile: manifest.profile.name,
+                                              root: root, profile: manifest.profile.name,
                                               chain: chain.rawValue, verbose: run.output.verbose > 0)
                 progress.say("holding \(host.name) (\(host.mac)); drops-serve pxe answers only it on \(interface), with \(manifest.profile.name) over \(chain.rawValue)")
             } else {
@@ -173,13 +169,7 @@ final class LabSession: BootServing {
         }
     }
 
-    func normalized(_ name: String) -> String {
-        var path = name
-        while path.hasPrefix("/") { path.removeFirst() }
-        let prefix = manifest.profile.name + "/"
-        if path.hasPrefix(prefix) { path.removeFirst(prefix.count) }
-        return path
-    }
+    func normalized(_ name: String) -> String { ServedFiles.treePath(name, profile: manifest.profile.name) }
 
     private func fail(_ kind: InfrastructureFailure.Kind, _ message: String) {
         let control = state.withLockedValue { value -> RunControl? in
@@ -194,24 +184,15 @@ final class LabSession: BootServing {
     func boot(watcher: SerialWatcher, timeout: Double?, onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
         let control = RunControl()
         state.withLockedValue { $0.control = control }
-        let patterns = watcher.patterns
-        let failures = watcher.failures
         let progress = progress
-        let watch = ConsoleWatch(watcher: watcher, onEvent: { event in
-            switch event {
-            case let .line(line): onLine(line)
-            case let .matched(index, elapsed):
-                progress.say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
-            case let .rebooted(line): progress.say("the first pattern came again (\(line)): the machine rebooted")
-            case let .failed(index, _): progress.say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
-            }
-        })
+        let watch = ConsoleWatch(watcher: watcher, onEvent: progress.consoleEvents(patterns: watcher.patterns, failures: watcher.failures,
+                                                                                  subject: "machine", onLine: onLine))
         server.observe(transfers: { [self] record in
             let name = normalized(record.file)
             state.withLockedValue { $0.served.append(record) }
             if record.outcome == "ok" {
-                progress.say("served \(name) (\(BootSession.size(record.bytes)) in \(String(format: "%.2f", record.seconds)) s)")
-            } else if manifest.files.contains(where: { $0.path == name }) || manifest.modules.contains(where: { $0.path == name }) {
+                progress.served(name, record)
+            } else if ServedFiles.isListed(name, in: manifest) {
                 control.stop("\(host.name) asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
             }
         }, exchanges: { [self] exchange in
@@ -254,10 +235,10 @@ final class LabSession: BootServing {
         deadlines.setEventHandler { [self] in
             let (asked, spoke) = state.withLockedValue { ($0.askedForBoot, $0.consoleSpoke) }
             let waited = Date().timeIntervalSince(started)
-            if !asked && waited > dhcpDeadline {
-                fail(.networkBoot, "\(host.name) (\(host.mac)) never asked for DHCP/PXE within \(Int(dhcpDeadline)) s of power-on; check its boot order and that it is on the lab network")
-            } else if !spoke && waited > consoleDeadline {
-                fail(.console, "the console of \(host.name) stayed silent for \(Int(consoleDeadline)) s after power-on; check the console's port and baud rate")
+            if !asked && waited > bootDeadline {
+                fail(.networkBoot, "\(host.name) (\(host.mac)) never asked for DHCP/PXE within \(Int(bootDeadline)) s of power-on; check its boot order and that it is on the lab network")
+            } else if !spoke && waited > bootDeadline {
+                fail(.console, "the console of \(host.name) stayed silent for \(Int(bootDeadline)) s after power-on; check the console's port and baud rate")
             }
         }
         deadlines.resume()

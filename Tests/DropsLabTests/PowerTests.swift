@@ -24,26 +24,7 @@ final class SimulatedBMC {
         marker = work.path + "/pc.sh"
         work.write("pc.sh", text: "#!/bin/sh\nwhile :; do sleep 1; done\n")
         chmod(work.path + "/pc.sh", 0o755)
-        work.write("lan.conf", text: """
-            name "dropstest"
-            set_working_mc 0x20
-              startlan 1
-                addr 127.0.0.1 \(port)
-                priv_limit admin
-                allowed_auths_callback none md2 md5 straight
-                allowed_auths_user none md2 md5 straight
-                allowed_auths_operator none md2 md5 straight
-                allowed_auths_admin none md2 md5 straight
-                guid a123456789abcdefa123456789abcdef
-              endlan
-              serial 15 127.0.0.1 \(port + 1) codec VM
-              startcmd "\(work.path)/pc.sh"
-              startnow false
-              poweroff_wait 1
-              kill_wait 1
-              user 2 true "lab" "\(password)" admin 10 none md2 md5 straight
-            """)
-        work.write("sim.emu", text: "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n")
+        IPMISimulatorFiles.write(into: work, name: "dropstest", port: port, startCommand: work.path + "/pc.sh", password: password, powerOffSeconds: 1)
         work.write("password", text: "lab-secret\n")
         chmod(work.path + "/password", 0o600)
         try FileManager.default.createDirectory(atPath: work.path + "/state", withIntermediateDirectories: true)

@@ -1,4 +1,5 @@
 import DropsImage
+import DropsLab
 import DropsModel
 import DropsPXE
 import DropsQEMU
@@ -51,26 +52,7 @@ final class SimulatedLabPC {
         let qemu = try #require(QEMURunner.findExecutable(command.executable))
         work.write("pc.sh", text: "#!/bin/sh\nexec \(([qemu] + command.arguments).map { "'\($0)'" }.joined(separator: " ")) > \(work.path)/pc.out 2>&1\n")
         chmod(work.path + "/pc.sh", 0o755)
-        work.write("lan.conf", text: """
-            name "labpc"
-            set_working_mc 0x20
-              startlan 1
-                addr 127.0.0.1 \(bmcPort)
-                priv_limit admin
-                allowed_auths_callback none md2 md5 straight
-                allowed_auths_user none md2 md5 straight
-                allowed_auths_operator none md2 md5 straight
-                allowed_auths_admin none md2 md5 straight
-                guid a123456789abcdefa123456789abcdef
-              endlan
-              serial 15 127.0.0.1 \(bmcPort + 1) codec VM
-              startcmd "\(work.path)/pc.sh"
-              startnow false
-              poweroff_wait 2
-              kill_wait 2
-              user 2 true "lab" "lab-secret" admin 10 none md2 md5 straight
-            """)
-        work.write("sim.emu", text: "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n")
+        IPMISimulatorFiles.write(into: work, name: "labpc", port: bmcPort, startCommand: work.path + "/pc.sh", password: "lab-secret", powerOffSeconds: 2)
         work.write("bmc.password", text: "lab-secret\n")
         chmod(work.path + "/bmc.password", 0o600)
         try FileManager.default.createDirectory(atPath: work.path + "/bmc-state", withIntermediateDirectories: true)
@@ -159,7 +141,7 @@ struct LabPCTests {
         #expect(run.stderr.contains("switched lab-pc1 off"))
         usleep(3_000_000)
         #expect(!pc.guestRuns, "the PC is off after the run")
-        #expect(MachineHoldList.holders(holds.path).isEmpty, "the machine is free again")
+        #expect(heldMachines(holds.path).isEmpty, "the machine is free again")
     }
 
     /// The other chains on a lab PC: PXELINUX on BIOS, GRUB 2 on UEFI (OVMF), every module verified.
@@ -382,7 +364,7 @@ struct LabControlSocketTests {
         }
         #expect(switching, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
         #expect(try overrides(control).map(\.mac) == [pc.mac])
-        #expect(MachineHoldList.holders(holds.path) == ["lab-pc1.hold"])
+        #expect(heldMachines(holds.path) == ["lab-pc1"])
         let serve = try #require(CommandLineTests.executable("drops-serve"))
         let status = try ChildProcess.run([serve, "status", "--control", control, "--json"], environment: ["DROPS_HOLDS_DIR": holds.path])
         let object = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [String: Any] ?? [:]
@@ -393,21 +375,14 @@ struct LabControlSocketTests {
         runner.stop(SIGKILL)
         usleep(500_000)
         #expect(try overrides(control).isEmpty, "the PC is unpointed when its runner dies")
-        #expect(MachineHoldList.holders(holds.path).isEmpty, "the machine is free when its runner dies")
+        #expect(heldMachines(holds.path).isEmpty, "the machine is free when its runner dies")
         let next = try pc.run(root + "/selftest", [], holds: holds.path, pointer: ["--control", control])
         #expect(next.status == 0, "\(next.stderr.suffix(3000))")
         #expect(next.verifiedModules == 15)
     }
 }
 
-/// Which machines a holds folder says are held, read the way `drops-run --who` reads it.
-enum MachineHoldList {
-    static func holders(_ folder: String) -> [String] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".hold") }
-        return names.filter { name in
-            let descriptor = open(folder + "/" + name, O_RDONLY)
-            defer { close(descriptor) }
-            return flock(descriptor, LOCK_SH | LOCK_NB) != 0
-        }
-    }
+/// The machines a holds folder says are held now, as `drops-run --who` reads them.
+func heldMachines(_ folder: String) -> [String] {
+    MachineHold.who(folder: folder).filter(\.held).map(\.host)
 }

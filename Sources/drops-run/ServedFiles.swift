@@ -1,0 +1,64 @@
+import DropsCLI
+import DropsModel
+import DropsQEMU
+import DropsTFTP
+import Foundation
+
+/// What QEMU guests and lab PCs share in how a run reads its server and its console.
+enum ServedFiles {
+    /// A requested name as a path in the tree: menus ask for `/PROFILE/bin/NAME`, relative
+    /// boot files for `PROFILE/boot.ipxe`, the in-process server for `bin/NAME`.
+    static func treePath(_ name: String, profile: String) -> String {
+        var path = Substring(name)
+        while path.hasPrefix("/") { path = path.dropFirst() }
+        let prefix = profile + "/"
+        if path.hasPrefix(prefix) { path = path.dropFirst(prefix.count) }
+        return String(path)
+    }
+
+    /// True when the manifest promises `path`: a request for it that fails means the tree
+    /// lacks it, and the boot cannot succeed.
+    static func isListed(_ path: String, in manifest: Manifest) -> Bool {
+        manifest.files.contains { $0.path == path } || manifest.modules.contains { $0.path == path }
+    }
+
+    static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+            : bytes >= 1024 ? String(format: "%.1f KiB", Double(bytes) / 1024) : "\(bytes) bytes"
+    }
+
+    /// The folder a lab server serves the tree from (ROOT, holding the tree as ROOT/PROFILE),
+    /// or an error naming `purpose` when the tree's folder is named otherwise.
+    static func servedRoot(treeDirectory: String, manifest: Manifest, purpose: String) throws -> String {
+        let folder = URL(fileURLWithPath: treeDirectory)
+        guard folder.lastPathComponent == manifest.profile.name else {
+            throw CommandFailure("\(purpose) serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); "
+                                 + "build it into a folder named \(manifest.profile.name) (drops-build profile \(manifest.profile.name) --out DIR)")
+        }
+        return folder.deletingLastPathComponent().path
+    }
+}
+
+extension Progress {
+    /// The line for a delivered file.
+    func served(_ path: String, _ record: TransferRecord) {
+        say("served \(path) (\(ServedFiles.size(record.bytes)) in \(String(format: "%.2f", record.seconds)) s)")
+    }
+
+    /// Console events as progress lines (`subject` is the guest or the machine), lines to `onLine`.
+    func consoleEvents(patterns: [ExpectedPattern], failures: [FailurePattern], subject: String,
+                       onLine: @escaping @Sendable (String) -> Void) -> @Sendable (SerialEvent) -> Void {
+        { [self] event in
+            switch event {
+            case let .line(line):
+                onLine(line)
+            case let .matched(index, elapsed):
+                say("matched \(index + 1)/\(patterns.count) \(patterns[index].description) at \(String(format: "%.1f", elapsed)) s")
+            case let .rebooted(line):
+                say("the first pattern came again (\(line)): the \(subject) rebooted")
+            case let .failed(index, _):
+                say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
+            }
+        }
+    }
+}
