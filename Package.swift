@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "DropsArchive", targets: ["DropsArchive"]),
         .library(name: "DropsFetch", targets: ["DropsFetch"]),
         .library(name: "DropsLab", targets: ["DropsLab"]),
+        .library(name: "DropsRunner", targets: ["DropsRunner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -75,11 +76,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // QEMU command lines, the process runner and the probe-report reader.
+        // Finding the programs drops starts, and stopping them.
+        .target(name: "DropsProcess"),
+        // QEMU command lines, the private lab network, the probe-report reader.
+        .target(name: "DropsQEMU", dependencies: ["DropsModel", "DropsProcess"]),
+        // One boot of a tree on a target (a QEMU guest, a lab PC), start to verdict: the
+        // console watch, the verdict, the reports.
         .target(
-            name: "DropsQEMU",
+            name: "DropsRunner",
             dependencies: [
-                "DropsModel",
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsLab", "DropsTFTP", "DropsPXE", "DropsProcess",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -113,21 +121,19 @@ let package = Package(
         .executableTarget(
             name: "drops-run",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsTFTP", "DropsPXE", "DropsLab",
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsCLI", "DropsLab", "DropsRunner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Synthetic binaries and temporary folders shared by the test targets.
-        .target(name: "DropsTestSupport", path: "Tests/DropsTestSupport"),
+        .target(name: "DropsTestSupport", dependencies: ["DropsModel", "DropsQEMU"], path: "Tests/DropsTestSupport"),
         // Lab PCs: power (IPMI through ipmitool, Wake-on-LAN, command hooks).
-        .target(name: "DropsLab", dependencies: ["DropsModel", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .target(name: "DropsLab", dependencies: ["DropsModel", "DropsProcess", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "DropsLabTests", dependencies: ["DropsLab", "DropsModel", "DropsTestSupport",
                                                          .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // The benchmark behind `make bench`: drops-serve beside tftpd-hpa and dnsmasq.
-        .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport"]),
+        .executableTarget(name: "drops-bench", dependencies: ["DropsTestSupport", "DropsModel"]),
         .testTarget(name: "DropsModelTests", dependencies: ["DropsModel", "DropsTestSupport"]),
         .testTarget(
             name: "DropsFetchTests",
@@ -138,12 +144,14 @@ let package = Package(
         .testTarget(name: "DropsArchiveTests", dependencies: ["DropsArchive", "DropsTestSupport"]),
         .testTarget(name: "DropsImageTests", dependencies: ["DropsImage", "DropsModel", "DropsTestSupport"]),
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
+        .testTarget(name: "DropsRunnerTests", dependencies: ["DropsRunner", "DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),
         .testTarget(name: "DropsPXETests", dependencies: ["DropsPXE", "DropsModel", "DropsTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
                 "DropsImage", "DropsModel", "DropsQEMU", "DropsTFTP", "DropsArchive", "DropsTestSupport", "DropsLab",
+                "DropsRunner", "DropsProcess", "DropsPXE",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

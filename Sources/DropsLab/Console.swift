@@ -1,4 +1,5 @@
 import DropsModel
+import DropsProcess
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -7,17 +8,21 @@ import NIOConcurrencyHelpers
 public final class ConsoleStream: Sendable {
     public let source: ConsoleSource
     public let host: String
+    /// The BMC whose Serial-over-LAN is the console (`ipmi-sol`).
+    public let bmc: IPMIAccess?
     private let state = NIOLockedValueBox(State())
 
     struct State {
         var descriptor: Int32 = -1
         var closing = false
         var telnet = TelnetFilter()
+        var sol: SerialOverLAN?
     }
 
-    public init(host: String, source: ConsoleSource) {
+    public init(host: String, source: ConsoleSource, bmc: IPMIAccess? = nil) {
         self.host = host
         self.source = source
+        self.bmc = bmc
     }
 
     /// Connects (or opens the device) and starts reading: `onBytes` gets the console's bytes,
@@ -29,7 +34,10 @@ public final class ConsoleStream: Sendable {
         case let .tcp(address, port): descriptor = try Self.connect(host: host, address: address, port: port, seconds: connectSeconds)
         case let .tty(path, baud): descriptor = try Self.openTTY(host: host, path: path, baud: baud)
         case .ipmiSOL:
-            throw .console(host: host, reason: "IPMI Serial-over-LAN consoles are not supported yet; export the serial port with ser2net (console = \"tcp://HOST:PORT\") or attach a tty")
+            guard let bmc else { throw .console(host: host, reason: "console = \"ipmi-sol\" needs the host's power = { ipmi = { … } }, whose BMC carries it") }
+            let sol = try SerialOverLAN(host: host, bmc: bmc, seconds: connectSeconds)
+            state.withLockedValue { $0.sol = sol }
+            descriptor = sol.descriptor
         }
         let telnet = if case .tcp = source { true } else { false }
         state.withLockedValue { $0.descriptor = descriptor }
@@ -45,7 +53,12 @@ public final class ConsoleStream: Sendable {
                 let count = read(descriptor, &buffer, buffer.count)
                 if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 if count <= 0 {
-                    if count < 0 { reason = "reading the console failed: \(String(cString: strerror(errno)))" }
+                    // A terminal's master reads EIO once its other side is gone: ipmitool ended.
+                    if count < 0 && errno == EIO && state.withLockedValue({ $0.sol != nil }) {
+                        reason = "the Serial-over-LAN session ended (ipmitool sol activate exited)"
+                    } else if count < 0 {
+                        reason = "reading the console failed: \(String(cString: strerror(errno)))"
+                    }
                     break
                 }
                 let bytes = Array(buffer[0..<count])
@@ -58,15 +71,18 @@ public final class ConsoleStream: Sendable {
     }
 
     public func close() {
-        let descriptor = state.withLockedValue { value -> Int32 in
+        let (descriptor, sol) = state.withLockedValue { value -> (Int32, SerialOverLAN?) in
             value.closing = true
             let descriptor = value.descriptor
             value.descriptor = -1
-            return descriptor
+            defer { value.sol = nil }
+            return (descriptor, value.sol)
         }
         // The reader looks at `closing` at least every 200 ms; give it that before closing
         // the descriptor under it.
         usleep(250_000)
+        // The SOL session is ended through its terminal before the terminal is closed.
+        sol?.end(masterOpen: descriptor >= 0)
         if descriptor >= 0 { Glibc.close(descriptor) }
     }
 
@@ -122,6 +138,122 @@ public final class ConsoleStream: Sendable {
             tcsetattr(descriptor, TCSANOW, &settings)
         }
         return descriptor
+    }
+}
+
+/// A BMC's Serial-over-LAN session through `ipmitool sol activate`: its standard output is
+/// the console. The session a crashed run left open is ended first (a BMC refuses a second
+/// one: "SOL payload already active on another session"); the console counts as open once
+/// ipmitool says the session is operational, and that line is not the PC's.
+final class SerialOverLAN: Sendable {
+    let process: Process
+    /// The master side of the pseudo-terminal ipmitool runs on: its output is read here,
+    /// its escapes (`~.` ends the session) are written here. A terminal, not pipes: ipmitool
+    /// buffers what it writes to a pipe, and an end of file on its input ends the session.
+    let descriptor: Int32
+    let access: IPMIAccess
+    let host: String
+
+    static let banner = "[SOL Session operational"
+
+    init(host: String, bmc: IPMIAccess, seconds: Double) throws(LabError) {
+        self.host = host
+        access = bmc
+        do { try bmc.checkPasswordFile() } catch { throw .console(host: host, reason: error.description) }
+        let words = IPMIPowerSwitch(host: host, access: bmc).arguments
+        // A BMC that does not answer is told here: ipmitool gives up on it after about 20 s.
+        if let run = Self.deactivate(words), run.timedOut || run.errors.contains("Unable to establish") {
+            throw .console(host: host, reason: "the BMC \(bmc.host):\(bmc.port) does not answer ipmitool sol deactivate (\(run.failure)); check its address, user and password file")
+        }
+        guard let (master, slave) = Self.openTerminal() else {
+            throw .console(host: host, reason: "no pseudo-terminal for ipmitool: \(String(cString: strerror(errno)))")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ProgramRun.resolve(words[0]))
+        process.arguments = Array(words.dropFirst()) + ["sol", "activate"]
+        let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+        let errors = Pipe()
+        process.standardInput = terminal
+        process.standardOutput = terminal
+        process.standardError = errors
+        do { try process.run() } catch {
+            Glibc.close(master)
+            Glibc.close(slave)
+            throw .console(host: host, reason: "cannot start ipmitool for Serial-over-LAN: \(error.localizedDescription) (install Debian's ipmitool)")
+        }
+        // ipmitool holds the terminal now; ours would keep it open after ipmitool ends.
+        Glibc.close(slave)
+        self.process = process
+        descriptor = master
+        // Until the banner line: what else ipmitool says there is its reason for failing.
+        var said: [UInt8] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        while !said.contains(0x0A) && Date() < deadline {
+            var poller = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 200) >= 0 || errno == EINTR else { break }
+            guard poller.revents != 0 else { continue }
+            var byte: UInt8 = 0
+            guard read(master, &byte, 1) == 1 else { break }
+            said.append(byte)
+        }
+        let line = String(decoding: said, as: UTF8.self)
+        guard line.hasPrefix(Self.banner) else {
+            Programs.stop(process, grace: 1)
+            Self.deactivate(words)
+            let complaint = (line + "\n" + String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.contains("Unable to Get Channel Cipher Suites") }
+                .suffix(2).joined(separator: " / ")
+            Glibc.close(master)
+            throw .console(host: host, reason: "ipmitool sol activate against \(bmc.host):\(bmc.port) "
+                           + (complaint.isEmpty ? "opened no session within \(Int(seconds)) s" : "failed: \(complaint)")
+                           + "; check that the BMC has Serial-over-LAN enabled for user \(bmc.user)")
+        }
+    }
+
+    /// A pseudo-terminal (master, slave), both raw: nothing echoed or translated.
+    static func openTerminal() -> (Int32, Int32)? {
+        let master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard master >= 0 else { return nil }
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        // TIOCSPTLCK and TIOCGPTN: posix_openpt's unlockpt and ptsname, which Glibc's module lacks.
+        guard ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
+            Glibc.close(master)
+            return nil
+        }
+        let slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY)
+        guard slave >= 0 else {
+            Glibc.close(master)
+            return nil
+        }
+        var settings = termios()
+        tcgetattr(slave, &settings)
+        cfmakeraw(&settings)
+        tcsetattr(slave, TCSANOW, &settings)
+        return (master, slave)
+    }
+
+    /// Ends the BMC's session, whoever opened it (a BMC takes one at a time). "already
+    /// de-activated" is the usual answer, and fine.
+    @discardableResult
+    static func deactivate(_ words: [String]) -> ProgramRun? {
+        try? ProgramRun.run(words + ["sol", "deactivate"], seconds: 30)
+    }
+
+    /// Ends the session as a person would (`~.` at the start of a line), then ipmitool; a
+    /// session it could not end is deactivated, so the next run gets one. ConsoleStream has
+    /// closed the terminal's master by then only if ipmitool ended first.
+    func end(masterOpen: Bool) {
+        if masterOpen && process.isRunning {
+            let escape = Array("\r~.".utf8)
+            _ = escape.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        }
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        let clean = !process.isRunning
+        Programs.stop(process, grace: 1)
+        if !clean { Self.deactivate(IPMIPowerSwitch(host: host, access: access).arguments) }
     }
 }
 

@@ -1,3 +1,4 @@
+import DropsProcess
 import Foundation
 
 /// One run of a helper program (ipmitool, a power hook) to its end or its time limit,
@@ -33,25 +34,14 @@ struct ProgramRun: Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         let timedOut = process.isRunning
-        if timedOut {
-            process.terminate()
-            usleep(200_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        if timedOut { Programs.stop(process, grace: 0.2) }
         process.waitUntilExit()
         group.wait()
         return ProgramRun(status: process.terminationStatus, output: String(decoding: outputData.data, as: UTF8.self),
                           errors: String(decoding: errorData.data, as: UTF8.self), timedOut: timedOut)
     }
 
-    static func resolve(_ program: String) -> String {
-        if program.contains("/") { return program }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for folder in (path + ":/usr/sbin:/sbin").split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(folder)/\(program)") {
-            return "\(folder)/\(program)"
-        }
-        return program
-    }
+    static func resolve(_ program: String) -> String { Programs.find(program) ?? program }
 
     /// What a person reads when it failed: its own words, else its status.
     var failure: String {

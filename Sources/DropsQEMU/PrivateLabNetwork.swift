@@ -1,3 +1,4 @@
+import DropsProcess
 import Foundation
 
 /// A lab network made for one run and removed after it: a network namespace holding a
@@ -70,7 +71,7 @@ public final class PrivateLabNetwork: Sendable {
     }
 
     static var ipExecutable: String? {
-        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        Programs.find("ip")
     }
 
     static func existingNamespaces() -> [String] {

@@ -12,18 +12,20 @@ func say(_ line: String) {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
-let knownOptions = ["--quick", "--no-tftp", "--no-boot", "--no-ramdisk", "--rounds"]
+let knownOptions = ["--quick", "--no-tftp", "--no-boot", "--no-lab", "--no-ramdisk", "--rounds"]
 if arguments.contains("--help") || arguments.contains("-h") {
     say("""
-        usage: drops-bench [--quick] [--rounds N] [--no-tftp] [--no-boot] [--no-ramdisk]
+        usage: drops-bench [--quick] [--rounds N] [--no-tftp] [--no-boot] [--no-lab] [--no-ramdisk]
           Measures drops-serve beside tftpd-hpa and dnsmasq (TFTP throughput with curl and atftp,
           1 ms of added round-trip time, 1/50/200 concurrent clients, peak memory), netboots of the
-          selftest image (drops-serve beside QEMU's built-in TFTP) and the RAM disk build beside
-          cpio/gzip; prints one table per part.
+          selftest image (drops-serve beside QEMU's built-in TFTP), drops-run's time to a verdict on
+          each target (QEMU guest, private lab network, a lab PC behind a simulated BMC; root) and
+          the RAM disk build beside cpio/gzip; prints one table per part.
           --quick       smaller files and fewer clients (a smoke run, not figures to quote)
           --rounds N    rounds per TFTP scenario, each cell the median (default 3, 1 with --quick)
           --no-tftp     skip the TFTP servers
           --no-boot     skip the QEMU netboot
+          --no-lab      skip the boots on each target (they need root)
           --no-ramdisk  skip the RAM disk build
         """)
     exit(0)
@@ -315,6 +317,15 @@ if arguments.contains("--no-boot") {
         }
         say("| \(chain) | " + cells.joined(separator: " | ") + " |")
     }
+}
+
+// 5b. drops-run on each target, to its verdict (Sources/drops-bench/LabBoot.swift).
+if arguments.contains("--no-lab") || arguments.contains("--no-boot") {
+    say("lab: skipped (\(arguments.contains("--no-lab") ? "--no-lab" : "--no-boot"))")
+} else if !FileManager.default.fileExists(atPath: selftestTree + "/manifest.json") {
+    say("lab: skipped, no \(selftestTree)")
+} else {
+    labBootBench(tree: selftestTree, runs: quick ? 1 : 3, work: work.path)
 }
 
 // 6. The RAM disk: our builder (libarchive) beside `find | cpio -o -H newc | gzip -9` (and

@@ -4,55 +4,14 @@ import DropsImage
 import DropsLab
 import DropsModel
 import DropsQEMU
-import DropsTFTP
+import DropsRunner
 import Foundation
-import NIOPosix
 
-/// The ways into a tree, as `--chain` names them.
-enum Chain: String, CaseIterable, ExpressibleByArgument {
-    case ipxe, pxelinux, grub, qemu, iso
 
-    /// The file the firmware fetches first, relative to the tree.
-    var entry: String? {
-        switch self {
-        case .ipxe: return IPXEScript.fileName
-        case .pxelinux: return IPXEScript.pxelinuxEntry
-        case .grub: return GrubNetImage.Platform.bios.entry
-        case .qemu, .iso: return nil
-        }
-    }
-}
-
-/// Whose TFTP server the firmware fetches from.
-enum TFTPProvider: String, CaseIterable, ExpressibleByArgument {
-    case drops, qemu
-}
-
+extension Chain: ExpressibleByArgument {}
+extension TFTPProvider: ExpressibleByArgument {}
+extension GuestNetwork: ExpressibleByArgument {}
 extension KVMMode: ExpressibleByArgument {}
-
-/// Where the guest's network card leads (--network).
-enum GuestNetwork: String, CaseIterable, ExpressibleByArgument {
-    /// QEMU's user networking, our server on the host: no root needed.
-    case user
-    /// A network namespace made for the run, with drops-serve pxe on port 69 in it.
-    case `private`
-}
-
-/// Exit statuses, as `--help` documents them.
-enum RunExit {
-    static let mismatch: Int32 = 1
-    static let usage: Int32 = 2
-    static let timeout: Int32 = 3
-    static let qemuEnded: Int32 = 4
-    static let rebooted: Int32 = 5
-    static let failed: Int32 = 6
-    /// Infrastructure failures of a lab PC: power, console, the network boot never started.
-    static let power: Int32 = 7
-    static let console: Int32 = 8
-    static let networkBoot: Int32 = 9
-    /// SIGINT or SIGTERM ended the run (128 + SIGINT, as a shell reports it).
-    static let interrupted: Int32 = 130
-}
 
 struct DropsRun: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -87,7 +46,8 @@ struct DropsRun: ParsableCommand {
             --host NAME boots the tree on a PC of the hosts file (--hosts, default \
             /etc/drops/hosts.toml), whose power block says how to switch it (IPMI through \
             ipmitool, Wake-on-LAN, command hooks) and whose console where its serial port is \
-            read (tcp://HOST:PORT from ser2net or a terminal server, or a tty). The machine is \
+            read (tcp://HOST:PORT from ser2net or a terminal server, a tty, or ipmi-sol: the BMC's \
+            Serial-over-LAN through ipmitool). The machine is \
             held for the run (--wait waits for another holder; --who lists holders), drops-serve \
             pxe answers only its MAC on --interface, the console is opened, the PC is switched \
             on (cycled when on), judged exactly as a QEMU guest, and switched off (--keep-on). \
@@ -314,7 +274,7 @@ struct DropsRun: ParsableCommand {
         }
         if tftp == .qemu && (chain == .qemu || chain == .iso) { throw ValidationError("--tftp needs a network chain (ipxe, pxelinux or grub)") }
         if iso && chainOption != .ipxe && chainOption != .iso { throw ValidationError("--iso boots the CD; it does not go with --chain \(chainOption.rawValue)") }
-        if build && isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
+        if build && Runner.isDirectory(image) { throw ValidationError("--build needs a profile name, not the tree \(image)") }
         if tap && output.json { throw ValidationError("--tap and --json both write to standard output; choose one") }
         guard ["bios", "uefi"].contains(firmware) else { throw ValidationError("--firmware is bios or uefi") }
         // QEMU takes `:` between the bytes only.
@@ -342,32 +302,49 @@ struct DropsRun: ParsableCommand {
         }
     }
 
-    /// The port our in-process server listens on: --tftp-port, else the profile's
-    /// runtime_port when it is not 69 (so its run-time clients reach us), else any free port.
-    func hostTFTPPort(_ manifest: Manifest) -> Int {
-        if let tftpPort { return tftpPort }
-        let wanted = RuntimeDelivery.profilePort(manifest)
-        return !manifest.runtimeFiles.isEmpty && wanted != RuntimeDelivery.standardPort ? wanted : 0
-    }
-
-    /// Where this run's guest network leads, for the run-time delivery report.
-    func runtimeNetwork(port: Int) -> RuntimeDelivery.Network {
-        if network == .private || tapDevice != nil { return .lab }
-        switch chain {
-        case .qemu: return .none("--chain qemu boots without a network server")
-        case .iso: return .none("the CD boot has no network server")
-        default: return tftp == .qemu ? .builtinTFTP : .user(port: port)
-        }
-    }
-
-    /// A program beside this executable, or on PATH.
-    static func siblingExecutable(_ name: String) -> String? {
-        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
-        return FileManager.default.isExecutableFile(atPath: own) ? own : QEMURunner.findExecutable(name)
-    }
-
     var kvmMode: KVMMode {
         kvm ?? ProcessInfo.processInfo.environment["DROPS_KVM"].flatMap { KVMMode(rawValue: $0) } ?? .off
+    }
+
+    /// The command line as the runner's options.
+    var options: RunOptions {
+        var options = RunOptions()
+        options.image = image
+        options.out = out
+        options.build = build
+        options.chain = chain
+        options.expect = expect
+        options.noMilestones = noMilestones
+        options.failOn = failOn
+        options.timeout = timeout
+        options.kvm = kvmMode
+        options.memory = memory
+        options.cpus = cpus
+        options.nic = MachineOptions.nicModels[nic] ?? nic
+        options.tapDevice = tapDevice
+        options.network = network
+        options.tftpPort = tftpPort
+        options.mac = mac
+        options.firmware = firmware
+        options.tftp = tftp
+        options.serialLog = serialLog
+        options.qemuArguments = qemuArg
+        options.noVerify = noVerify
+        options.dryRun = dryRun
+        options.tap = tap
+        options.json = output.json
+        options.junit = junit
+        options.quiet = output.quiet
+        options.verbose = output.verbose
+        options.host = host
+        options.hosts = hosts
+        options.interface = interface
+        options.control = control
+        options.keepOn = keepOn
+        options.wait = wait
+        options.retries = retries
+        options.bootDeadline = bootDeadline
+        return options
     }
 
     func run() throws {
@@ -377,113 +354,23 @@ struct DropsRun: ParsableCommand {
         var unblocked = sigset_t()
         sigemptyset(&unblocked)
         sigprocmask(SIG_SETMASK, &unblocked, nil)
-        let progress = Progress(quiet: output.quiet)
+        // A helper that went away (ipmitool's SOL session) must not take the run with it.
+        signal(SIGPIPE, SIG_IGN)
         if who { return try listHolds() }
-        if build { try buildTree(progress) }
-        let tree = isDirectory(image) ? image : "\(out)/\(image)"
-        let treeDirectory = URL(fileURLWithPath: tree).standardizedFileURL.path
-        let manifest: Manifest
-        do { manifest = try TreeVerifier.loadManifest(directory: treeDirectory) } catch {
-            throw CommandFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree); --build builds it)"))
+        let progress = Progress(quiet: output.quiet) { line in
+            FileHandle.standardError.write(Data("drops-run \(line)\n".utf8))
         }
-        try checkChain(manifest, treeDirectory: treeDirectory)
-        let patterns = expectedPatterns(manifest)
-        let watcher: SerialWatcher
-        let failures = (manifest.failures ?? []) + failOn.map { FailurePattern(pattern: $0, regex: true, verdict: "failure pattern matched") }
-        do { watcher = try SerialWatcher(patterns: patterns, failures: failures) } catch { throw CommandFailure("\(error)") }
-        let limit = timeout ?? (patterns.isEmpty ? nil : 300)
-
-        if !dryRun && !noVerify {
-            // A tree that no longer matches its manifest cannot pass the check: say what
-            // differs now instead of after the firmware's timeout.
-            if let differences = try? TreeVerifier.verify(directory: treeDirectory).differences, !differences.isEmpty {
-                throw CommandFailure("\(treeDirectory) differs from its manifest (rebuild it: drops-build profile \(manifest.profile.name); "
-                                     + "or boot it as it is: --no-verify): " + differences.map(\.description).joined(separator: "; "),
-                                     exitCode: RunExit.mismatch)
-            }
-        }
-
-        if let host {
-            try runOnLabPC(host, manifest: manifest, treeDirectory: treeDirectory, watcher: watcher, patterns: patterns, limit: limit, progress: progress)
-            return
-        }
-        let interruption = network == .private ? Interruption() : nil
-        let session = try BootSession(run: self, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
-        defer { session.close() }
-        if let delivery = RuntimeDelivery.assess(manifest, network: runtimeNetwork(port: session.port)), !dryRun {
-            progress.say(delivery.summary)
-        }
-        if dryRun {
-            let command = session.command(kvm: kvmMode == .on)
-            print("cd \(command.workingDirectory) && \(command.shellLine)")
-            return
-        }
-        let log = try openSerialLog()
-        interruption?.onSignal { name in session.interrupt("interrupted by \(name)") }
-        let outcome = try session.boot(watcher: watcher, timeout: limit, mode: kvmMode, onLine: consoleLines(log))
-        try? log?.close()
-        session.settleTransfers()
-        if let signal = interruption?.received {
-            throw CommandFailure("interrupted by \(signal); the private lab network and its server are removed", exitCode: RunExit.interrupted)
-        }
-        try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
-    }
-
-    /// Where each console line goes: stderr behind `| ` (unless quiet, --json or --tap), and
-    /// the serial log.
-    func consoleLines(_ log: FileHandle?) -> @Sendable (String) -> Void {
+        // Console lines on standard error behind `| `, unless -q, --json or --tap.
         let echo = !output.quiet && !output.json && !tap
-        return { line in
+        let runner = Runner(options: options, progress: progress) { line in
             if echo { FileHandle.standardError.write(Data("| \(line)\n".utf8)) }
-            log?.write(Data((line + "\n").utf8))
         }
-    }
-
-    /// --hosts, else the system's hosts file.
-    var hostsFile: String { hosts ?? "/etc/drops/hosts.toml" }
-
-    /// --host: the lab PC from the hosts file, booted and judged like a QEMU guest; an
-    /// infrastructure failure is tried again up to --retries times.
-    func runOnLabPC(_ name: String, manifest: Manifest, treeDirectory: String, watcher: SerialWatcher,
-                    patterns: [ExpectedPattern], limit: Double?, progress: Progress) throws {
-        let path = hostsFile
-        let table: HostTable
-        do { table = try HostTable.load(path: path) } catch {
-            throw CommandFailure(error.description + (hosts == nil ? " (give the hosts file with --hosts)" : ""), exitCode: RunExit.usage)
+        let result: RunResult
+        do { result = try runner.run() } catch let failure as RunFailure {
+            throw CommandFailure(failure.description, exitCode: failure.exitCode)
         }
-        guard let machine = table.hosts.first(where: { $0.name == name }) ?? table.host(mac: name) else {
-            let known = table.hosts.map(\.name).joined(separator: ", ")
-            throw CommandFailure("\(path): no host \(name)" + (known.isEmpty ? "" : "; the file has \(known)"), exitCode: RunExit.usage)
-        }
-        let interruption = Interruption()
-        let log = try openSerialLog()
-        var attempt = 0
-        while true {
-            attempt += 1
-            let session = try LabSession(run: self, host: machine, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
-            let fresh: SerialWatcher
-            do { fresh = attempt == 1 ? watcher : try SerialWatcher(patterns: watcher.patterns, failures: watcher.failures) } catch { throw CommandFailure("\(error)") }
-            interruption.onSignal { signal in session.interrupt("interrupted by \(signal)") }
-            let outcome: QEMUOutcome
-            do {
-                outcome = try session.boot(watcher: fresh, timeout: limit, onLine: consoleLines(log))
-            } catch {
-                session.close()
-                throw error
-            }
-            session.settleTransfers()
-            session.close()
-            if let signal = interruption.received {
-                throw CommandFailure("interrupted by \(signal); \(machine.name) is switched off and free again", exitCode: RunExit.interrupted)
-            }
-            if let failure = session.infrastructureFailure, attempt <= retries {
-                progress.say("infrastructure failure (\(failure.kind.rawValue)): \(failure.message); trying again (\(attempt) of \(retries) retries)")
-                continue
-            }
-            try? log?.close()
-            try RunReport(run: self, manifest: manifest, outcome: outcome, patterns: patterns, session: session, timeout: limit).finish()
-            return
-        }
+        if let text = result.output { print(text) }
+        if let failure = result.failure { throw CommandFailure(failure, exitCode: result.exitCode) }
     }
 
     /// --who: every machine with a hold file, its holder if held, and the hosts file's other PCs.
@@ -500,7 +387,7 @@ struct DropsRun: ParsableCommand {
             Row(host: entry.host, held: entry.held, user: entry.holder?.user, pid: entry.holder?.pid,
                 since: entry.holder?.since, profile: entry.holder?.profile)
         }
-        let path = hostsFile
+        let path = options.hostsFile
         if let table = try? HostTable.load(path: path) {
             for host in table.hosts where !rows.contains(where: { $0.host == host.name }) {
                 rows.append(Row(host: host.name, held: false))
@@ -521,76 +408,6 @@ struct DropsRun: ParsableCommand {
         for row in rows {
             let holder = row.held ? "\(row.user ?? "?") (pid \(row.pid ?? 0), since \(row.since.map { formatter.string(from: $0) } ?? "?"), profile \(row.profile ?? "?"))" : "free"
             print(row.host.padding(toLength: max(16, row.host.count + 1), withPad: " ", startingAt: 0) + holder)
-        }
-    }
-
-    func isDirectory(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-    }
-
-    /// The profile's milestones (unless --no-milestones), then every --expect.
-    func expectedPatterns(_ manifest: Manifest) -> [ExpectedPattern] {
-        let milestones = noMilestones ? [] : manifest.milestones.map { ExpectedPattern($0.pattern, kind: .text, budget: $0.timeout) }
-        // An --expect that repeats a milestone would wait for a second copy of that line.
-        let extra = expect.filter { pattern in !milestones.contains { $0.source == pattern } }
-        return milestones + extra.map { ExpectedPattern($0, kind: .regex) }
-    }
-
-    /// Refuses a chain the tree cannot boot, with the reason, before anything starts.
-    /// A tree's CD image sits beside it: OUT/NAME.iso for OUT/NAME.
-    func isoPath(treeDirectory: String) -> String { treeDirectory + ".iso" }
-
-    func checkChain(_ manifest: Manifest, treeDirectory: String) throws {
-        switch chain {
-        case .pxelinux:
-            guard let path = manifest.bootPaths.first(where: { $0.name == "pxelinux" }), path.usable else {
-                let reason = manifest.bootPaths.first(where: { $0.name == "pxelinux" })?.reason ?? "the manifest has no pxelinux boot path"
-                throw CommandFailure("this tree cannot boot through PXELINUX: \(reason)")
-            }
-        case .ipxe:
-            guard let path = manifest.bootPaths.first(where: { $0.name == "ipxe" }) else {
-                throw CommandFailure("this tree has no boot.ipxe; rebuild it with drops-build profile \(manifest.profile.name)")
-            }
-            // boot.ipxe hands large chains over to PXELINUX: that needs PXELINUX's files.
-            if !path.usable, manifest.bootPaths.first(where: { $0.name == "pxelinux" })?.usable != true {
-                throw CommandFailure("this tree cannot boot through iPXE: \(path.reason)")
-            }
-        case .grub:
-            if let reason = GrubNetImage.unavailableReason() { throw CommandFailure("cannot boot through GRUB 2: \(reason)") }
-            guard manifest.files.contains(where: { $0.path == Grub2Config.fileName }) else {
-                throw CommandFailure("this tree has no \(Grub2Config.fileName); rebuild it with drops-build profile \(manifest.profile.name)")
-            }
-        case .iso:
-            guard FileManager.default.fileExists(atPath: isoPath(treeDirectory: treeDirectory)) else {
-                throw CommandFailure("no CD image \(isoPath(treeDirectory: treeDirectory)); make it with drops-build profile \(manifest.profile.name) --iso (or drops-run --build --iso)")
-            }
-        case .qemu:
-            break
-        }
-    }
-
-    func openSerialLog() throws -> FileHandle? {
-        guard let serialLog else { return nil }
-        guard FileManager.default.createFile(atPath: serialLog, contents: nil), let handle = FileHandle(forWritingAtPath: serialLog) else {
-            throw CommandFailure("cannot write the serial log \(serialLog); check that its folder exists and is writable")
-        }
-        return handle
-    }
-
-    /// Runs drops-build from beside this executable (or from PATH) to build the profile.
-    func buildTree(_ progress: Progress) throws {
-        guard let executable = Self.siblingExecutable("drops-build") else { throw CommandFailure("--build needs drops-build beside drops-run or on PATH") }
-        progress.say("building \(image) with \(executable)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["profile", image, "--out", out] + (chain == .iso ? ["--iso"] : []) + (output.quiet ? ["-q"] : [])
-        // The build's table goes to standard error: standard output is the run's.
-        process.standardOutput = FileHandle.standardError
-        do { try process.run() } catch { throw CommandFailure("cannot start \(executable): \(error.localizedDescription)") }
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CommandFailure("building \(image) failed (drops-build exit status \(process.terminationStatus)); nothing was booted")
         }
     }
 }

@@ -6,9 +6,10 @@ import Foundation
 ///
 /// The `serial … codec VM` line is what makes ipmi_sim's power control work at all (without
 /// it, `chassis power on` fails with "Invalid data field in request"); no guest connects to it.
+/// `solDevice`: the serial device the BMC's Serial-over-LAN carries (the PC's serial port).
 public enum IPMISimulatorFiles {
     public static func write(into work: TemporaryDirectory, name: String, port: Int, startCommand: String,
-                             password: String, powerOffSeconds: Int) {
+                             password: String, powerOffSeconds: Int, solDevice: String? = nil) {
         work.write("lan.conf", text: """
             name "\(name)"
             set_working_mc 0x20
@@ -22,6 +23,7 @@ public enum IPMISimulatorFiles {
                 guid a123456789abcdefa123456789abcdef
               endlan
               serial 15 127.0.0.1 \(port + 1) codec VM
+            \(solDevice.map { "  sol \"\($0)\" 115200" } ?? "")
               startcmd "\(startCommand)"
               startnow false
               poweroff_wait \(powerOffSeconds)

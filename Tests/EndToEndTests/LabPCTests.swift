@@ -2,7 +2,9 @@ import DropsImage
 import DropsLab
 import DropsModel
 import DropsPXE
+import DropsProcess
 import DropsQEMU
+import DropsRunner
 import DropsTestSupport
 import Foundation
 import Testing
@@ -10,96 +12,7 @@ import Testing
 import Glibc
 #endif
 
-/// A lab PC played by a QEMU guest, driven the way a real one is: OpenIPMI's ipmi_sim is its
-/// BMC (chassis power starts and stops the guest), its serial port goes through a null-modem
-/// cable to ser2net, which exports it on a telnet port, and it netboots from the namespace
-/// lab's bridge, where dnsmasq is the site's DHCP server. drops-run knows only the hosts file.
-final class SimulatedLabPC {
-    static var available: Bool {
-        LabNetwork.available && ["/usr/bin/ipmi_sim", "/usr/bin/ipmitool", "/usr/sbin/ser2net"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    let lab: LabNetwork
-    let cable: SerialCable
-    let mac = "52:54:00:77:01:01"
-    let bmcPort = 9623
-    let consolePort = 7007
-    let guestMarker: String
-    private(set) var bmc: ChildProcess?
-    private(set) var consoleServer: ChildProcess?
-
-    /// `serialConnected: false`: the PC's serial port leads nowhere (a console on the wrong port).
-    init(manifest: Manifest, mac guestMAC: String? = nil, chain: String = "ipxe", uefi: Bool = false, serialConnected: Bool = true) throws {
-        lab = try LabNetwork(taps: 1)
-        cable = try SerialCable()
-        let work = lab.work
-        // The guest as a PC: its network card on the lab's tap, its serial port the cable's end.
-        var machine = MachineOptions()
-        machine.mac = guestMAC ?? mac
-        if uefi {
-            // OVMF's own network stack (no iPXE option ROM), as on a UEFI PC; its own copy of the variables.
-            try FileManager.default.copyItem(atPath: MachineOptions.ovmfVariables, toPath: work.path + "/OVMF_VARS.fd")
-            machine.uefi = (MachineOptions.ovmfCode, work.path + "/OVMF_VARS.fd")
-            machine.memoryMiB = 512
-            machine.nic = MachineOptions.nicModels["virtio"] ?? "virtio-net-pci"
-            machine.extraArguments = ["-global", "virtio-net-pci.romfile="]
-        }
-        var command = QEMUCommand.tapNetwork(manifest: manifest, device: "tap0", machine: machine)
-        if let serial = command.arguments.firstIndex(of: "stdio") { command.arguments[serial] = serialConnected ? cable.left.device : "null" }
-        // The guest is found by a name only it carries (every lab's guest has the same MAC).
-        guestMarker = "guest-" + lab.lab
-        command.arguments += ["-name", guestMarker]
-        let qemu = try #require(QEMURunner.findExecutable(command.executable))
-        work.write("pc.sh", text: "#!/bin/sh\nexec \(([qemu] + command.arguments).map { "'\($0)'" }.joined(separator: " ")) > \(work.path)/pc.out 2>&1\n")
-        chmod(work.path + "/pc.sh", 0o755)
-        IPMISimulatorFiles.write(into: work, name: "labpc", port: bmcPort, startCommand: work.path + "/pc.sh", password: "lab-secret", powerOffSeconds: 2)
-        work.write("bmc.password", text: "lab-secret\n")
-        chmod(work.path + "/bmc.password", 0o600)
-        try FileManager.default.createDirectory(atPath: work.path + "/bmc-state", withIntermediateDirectories: true)
-        work.write("ser2net.yaml", text: """
-            connection: &pc
-                accepter: telnet,tcp,127.0.0.1,\(consolePort)
-                connector: serialdev,\(cable.right.device),115200n81,local
-            """)
-        work.write("lab-pcs.toml", text: """
-            [[host]]
-            mac = "\(mac)"
-            name = "lab-pc1"
-            profile = "selftest"
-            chain = "\(chain)"
-            power = { ipmi = { host = "127.0.0.1", port = \(bmcPort), user = "lab", password_file = "bmc.password" }, deadline = 15 }
-            console = "tcp://127.0.0.1:\(consolePort)"
-            """)
-        try startBMC()
-        try startConsoleServer()
-    }
-
-    func startBMC() throws {
-        bmc = try lab.start(in: lab.lab, ["/usr/bin/ipmi_sim", "-c", lab.work.path + "/lan.conf", "-f", lab.work.path + "/sim.emu", "-n",
-                                          "-s", lab.work.path + "/bmc-state"], log: "bmc")
-        #expect(lab.waitForUDPPort(bmcPort), "ipmi_sim listens: \(lab.log("bmc"))")
-    }
-
-    func stopBMC() { bmc?.stop(SIGKILL) }
-
-    func startConsoleServer() throws {
-        consoleServer = try lab.start(in: lab.lab, ["/usr/sbin/ser2net", "-n", "-c", lab.work.path + "/ser2net.yaml"], log: "ser2net")
-        usleep(500_000)
-    }
-
-    func stopConsoleServer() { consoleServer?.stop() }
-
-    var hostsFile: String { lab.work.path + "/lab-pcs.toml" }
-
-    /// Whether the guest runs (ipmi_sim started it and has not stopped it).
-    var guestRuns: Bool {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.contains { pid in
-            Int(pid) != nil && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
-                String(decoding: $0, as: UTF8.self).contains(guestMarker) } ?? false)
-        }
-    }
-
+extension SimulatedLabPC {
     /// drops-run --host inside the lab namespace, as on the lab's server.
     /// `pointer`: how drops-run points the PC (its own server on br0, or --control PATH).
     func command(_ tree: String, _ arguments: [String], pointer: [String] = ["--interface", "br0"]) throws -> [String] {
@@ -109,14 +22,6 @@ final class SimulatedLabPC {
 
     func run(_ tree: String, _ arguments: [String], holds: String, pointer: [String] = ["--interface", "br0"]) throws -> DropsRunTool.Result {
         try DropsRunTool.run(try command(tree, arguments, pointer: pointer), environment: ["DROPS_KVM": "off", "DROPS_HOLDS_DIR": holds], direct: true)
-    }
-
-    deinit {
-        stopConsoleServer()
-        stopBMC()
-        // What ipmi_sim started goes with it.
-        _ = try? ChildProcess(["/usr/bin/pkill", "-f", lab.work.path + "/pc.sh"]).wait()
-        _ = try? ChildProcess(["/usr/bin/pkill", "-f", guestMarker]).wait()
     }
 }
 
@@ -144,6 +49,31 @@ struct LabPCTests {
         #expect(heldMachines(holds.path).isEmpty, "the machine is free again")
     }
 
+    /// The console through the BMC's Serial-over-LAN (ipmitool sol activate), as on a server
+    /// board without a serial cable; the session is ended with the run, so the next one opens.
+    @Test func selftestIsVerifiedThroughSerialOverLAN() throws {
+        let (tree, manifest) = try tree()
+        // The hosts file says UEFI of this BIOS guest: the run says so when the PC asks.
+        let pc = try SimulatedLabPC(manifest: manifest, serialOverLAN: true, firmware: "uefi")
+        let holds = TemporaryDirectory("drops-holds")
+        let run = try pc.run(tree, [], holds: holds.path)
+        #expect(run.status == 0, "\(run.stderr.suffix(4000))")
+        #expect(run.verifiedModules == 15, "\(run.failedModules)")
+        #expect(run.stderr.contains("reading lab-pc1's console (IPMI Serial-over-LAN)"), "\(run.stderr.prefix(3000))")
+        #expect(!run.stderr.contains("| [SOL Session"), "ipmitool's banner is not the PC's console")
+        #expect(run.stderr.contains("lab-pc1 asks as x86 BIOS") && run.stderr.contains("says firmware = \"uefi\""), "\(run.stderr.prefix(3000))")
+        let ipmitool = "/usr/bin/ipmitool -I lanplus -C 3 -H 127.0.0.1 -p \(pc.bmcPort) -U lab -f \(pc.lab.work.path)/bmc.password"
+        // On a terminal (script), as a person runs it: ipmitool holds back what it writes to a file.
+        let again = try pc.lab.run(["/bin/sh", "-c", "sleep 5 | timeout 4 script -q -c '\(ipmitool) sol activate' /dev/null; exit 0"], in: pc.lab.lab)
+        #expect(again.contains("SOL Session operational"), "the run ended its session: \(again)")
+
+        // No BMC, no console: a console failure, before anything is switched.
+        pc.stopBMC()
+        let unreachable = try pc.run(tree, [], holds: holds.path)
+        #expect(unreachable.status == 8, "\(unreachable.stderr.suffix(2000))")
+        #expect((unreachable.summary["message"] as? String ?? "").contains("the BMC 127.0.0.1:\(pc.bmcPort) does not answer ipmitool sol deactivate"), "\(unreachable.summary)")
+    }
+
     /// The other chains on a lab PC: PXELINUX on BIOS, GRUB 2 on UEFI (OVMF), every module verified.
     @Test(arguments: [("pxelinux", false), ("grub", true)])
     func selftestIsVerifiedOverOtherChains(chain: String, uefi: Bool) throws {
@@ -155,6 +85,8 @@ struct LabPCTests {
         #expect(run.status == 0, "\(chain): \(run.stderr.suffix(4000))")
         #expect(run.verifiedModules == 15, "\(chain): \(run.failedModules)")
         #expect(run.summary["chain"] as? String == chain)
+        #expect(run.summary["firmware"] as? String == (uefi ? "uefi" : "bios"))
+        #expect(!run.stderr.contains("lab-pc1 asks as"), "the hosts file says what the PC is: \(run.stderr.prefix(2000))")
     }
 
     /// Test failures on a lab PC are the QEMU path's: a reset mid-run is a reboot (5), a

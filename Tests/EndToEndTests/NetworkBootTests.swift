@@ -114,7 +114,7 @@ enum DropsRunTool {
         let out = TemporaryDirectory("drops-net")
         let result = try selftest(out)
         let run = try bootVerified(result, ["--chain", "ipxe"], also: ["boot.ipxe", "lpxelinux.0", "pxelinux.cfg/default", "mboot.c32"])
-        #expect(run.stderr.contains("the firmware has its DHCP lease"))
+        #expect(run.stderr.contains("has its DHCP lease and asks our server for"))
         #expect(run.stderr.contains("served bin/ramdisk.img (4.0 MiB"))
         Self.expectConfiguration(run, from: "roottask from module 3 (-configfile)")
     }

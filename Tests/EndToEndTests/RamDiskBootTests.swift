@@ -1,7 +1,9 @@
 import DropsArchive
 import DropsImage
 import DropsModel
+import DropsProcess
 import DropsQEMU
+import DropsRunner
 import DropsTestSupport
 import Foundation
 import Testing
@@ -51,13 +53,13 @@ import Testing
         ], workingDirectory: work.path)
         let watcher = try SerialWatcher(patterns: [ExpectedPattern("DROPS-ROOTFS init reached", budget: 120),
                                                    ExpectedPattern("DROPS-ROOTFS shell on the console", budget: 30)])
-        let outcome = try QEMURunner().run(command, timeout: 180, watcher: watcher)
+        let outcome = try TargetBoot.run(QEMUGuest(command: command), watcher: watcher, timeout: 180)
         #expect(outcome.ending == .finished, "\(outcome.ending)\n\(outcome.transcript.suffix(3000))")
     }
 
     @Test(arguments: [RamDiskCompression.gzip, .xz, .zstd, .lz4, .none])
     func debianKernelReachesInitAndTheShell(_ compression: RamDiskCompression) throws {
-        try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
+        try #require(Programs.find("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
         try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
         let work = TemporaryDirectory("drops-rdboot")
         let vmlinuz = try kernel(into: work)
@@ -71,7 +73,7 @@ import Testing
             ExpectedPattern("DROPS-ROOTFS kernel 6.", budget: 10),
             ExpectedPattern("DROPS-ROOTFS shell on the console", budget: 20),
         ])
-        let outcome = try QEMURunner().run(command, timeout: 180, watcher: watcher)
+        let outcome = try TargetBoot.run(QEMUGuest(command: command), watcher: watcher, timeout: 180)
         #expect(outcome.ending == .finished, "\(compression): \(outcome.ending)\n\(outcome.transcript.suffix(3000))")
     }
 }
@@ -205,7 +207,7 @@ import Testing
     }
 
     @Test func debianKernelBootsTheRamDiskOverTheNetworkAndFromCD() throws {
-        try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
+        try #require(Programs.find("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
         try #require(FileManager.default.isExecutableFile(atPath: Busybox.defaultPath), "install busybox-static (make deps)")
         let work = TemporaryDirectory("drops-linux")
         let tree = try linuxTree(work)
@@ -229,7 +231,7 @@ import Testing
     /// Without root: a profile whose runtime_port is not 69 makes drops-run serve on that
     /// port, which QEMU forwards, so the RAM disk's run-time step gets its file from us.
     @Test func runtimePortBringsRuntimeFilesToOurServerWithoutRoot() throws {
-        try #require(QEMURunner.findExecutable("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
+        try #require(Programs.find("qemu-system-x86_64") != nil, "install qemu-system-x86 (make deps)")
         let work = TemporaryDirectory("drops-linux-port")
         let components = TemporaryDirectory("drops-linux-parts")
         let vmlinuz = try RamDiskBootTests().kernel(into: components)

@@ -1,6 +1,8 @@
 import DropsImage
 import DropsModel
+import DropsProcess
 import DropsQEMU
+import DropsRunner
 import DropsTestSupport
 import Foundation
 import Testing
@@ -11,7 +13,7 @@ import Testing
 @Suite(.serialized) struct SelftestBootTests {
     static var ready: Bool {
         FileManager.default.fileExists(atPath: Repository.probeBuild + "/probe")
-            && QEMURunner.findExecutable("qemu-system-i386") != nil
+            && Programs.find("qemu-system-i386") != nil
     }
 
     func buildSelftest(into out: TemporaryDirectory) throws -> BuildResult {
@@ -20,10 +22,10 @@ import Testing
         return try ImageBuilder().build(plan, outputRoot: out.path)
     }
 
-    func boot(_ result: BuildResult) throws -> (ProbeCheck, QEMUOutcome) {
+    func boot(_ result: BuildResult) throws -> (ProbeCheck, BootOutcome) {
         let command = QEMUCommand.multiboot(manifest: result.manifest, treeDirectory: result.directory)
         let watcher = try SerialWatcher(patterns: result.manifest.milestones.map { ExpectedPattern($0.pattern, budget: $0.timeout) })
-        let outcome = try QEMURunner().run(command, timeout: 120, watcher: watcher)
+        let outcome = try TargetBoot.run(QEMUGuest(command: command), watcher: watcher, timeout: 120)
         return (ProbeCheck(manifest: result.manifest, report: ProbeReport.parse(outcome.transcript)), outcome)
     }
 

@@ -1,4 +1,3 @@
-import DropsCLI
 import DropsModel
 import DropsQEMU
 import DropsTFTP
@@ -7,9 +6,9 @@ import Foundation
 /// Turns a finished run into the result a person, a script (`--json`) or a CI system
 /// (`--tap`) reads, and into the exit status.
 struct RunReport {
-    let run: DropsRun
+    let options: RunOptions
     let manifest: Manifest
-    let outcome: QEMUOutcome
+    let outcome: BootOutcome
     let patterns: [ExpectedPattern]
     let session: any BootServing
     let timeout: Double?
@@ -98,33 +97,37 @@ struct RunReport {
         return ""
     }
 
-    func finish() throws {
+    /// The report in the form asked for, the JUnit file written, and the exit status.
+    func result() throws -> RunResult {
         let probe = probeCheck()
         let check = probe?.check
         let verdict = verdict(probe)
-        if let path = run.junit {
+        if let path = options.junit {
             let text = JUnitReport(report: self, check: check, verdict: verdict).xml
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-                throw CommandFailure("cannot write the JUnit report \(path): \(error.localizedDescription); check that its folder exists and is writable")
+                throw RunFailure("cannot write the JUnit report \(path): \(error.localizedDescription); check that its folder exists and is writable")
             }
         }
-        if run.tap {
-            print(tap(check: check, verdict: verdict))
-        } else if run.output.json {
-            try CommandMain.printJSON(RunSummary(report: self, check: check, verdict: verdict))
+        var output: [String] = []
+        if options.tap {
+            output.append(tap(check: check, verdict: verdict))
+        } else if options.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            output.append(String(decoding: try encoder.encode(RunSummary(report: self, check: check, verdict: verdict)), as: UTF8.self))
         } else if let check {
-            print(check.table())
+            output.append(check.table())
         }
         if verdict.code == 0 {
-            if !run.tap && !run.output.json { print(verdict.message) }
-            return
+            if !options.tap && !options.json { output.append(verdict.message) }
+            return RunResult(output: output.isEmpty ? nil : output.joined(separator: "\n"), exitCode: 0)
         }
         var message = verdict.message
         if verdict.showTail {
             let tail = outcome.transcript.split(whereSeparator: \.isNewline).suffix(40)
             message += tail.isEmpty ? "; the guest wrote nothing to its serial console" : "; last serial lines:\n" + tail.joined(separator: "\n")
         }
-        throw CommandFailure(message, exitCode: verdict.code)
+        return RunResult(output: output.isEmpty ? nil : output.joined(separator: "\n"), exitCode: verdict.code, failure: message)
     }
 
     /// TAP version 13: one test per pattern, then one per probe module.
@@ -192,6 +195,8 @@ struct RunSummary: Encodable {
     /// The lab PC booted (--host), and the kind of infrastructure failure that decided the run.
     var host: String?
     var infrastructure: String?
+    /// bios or uefi: the guest's, or what the hosts file says of the lab PC (absent when it says nothing).
+    var firmware: String?
 
     /// A file the booted system fetches itself: whether this run could deliver it, and
     /// whether our server did.
@@ -215,9 +220,10 @@ struct RunSummary: Encodable {
         message = verdict.message
         profile = report.manifest.profile.name
         chain = report.session.chain.rawValue
-        tftp = report.session.chain == .qemu ? "none" : report.run.tftp.rawValue
-        host = report.run.host
+        tftp = report.session.chain == .qemu ? "none" : report.options.tftp.rawValue
+        host = report.options.host
         infrastructure = report.session.infrastructureFailure?.kind.rawValue
+        firmware = report.session.firmware
         seconds = report.outcome.seconds
         patterns = report.patterns.enumerated().map { index, pattern in
             Pattern(pattern: pattern.source, kind: pattern.kind == .text ? "text" : "regex",
@@ -230,8 +236,8 @@ struct RunSummary: Encodable {
         problems = check?.problems ?? []
         configuration = check?.configuration.map { Configuration(source: $0.source, seen: $0.seen, expected: $0.expected, ok: $0.ok) }
         served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome) }
-        network = report.run.network.rawValue
-        let delivery = RuntimeDelivery.assess(report.manifest, network: report.run.runtimeNetwork(port: report.session.port))
+        network = report.options.network.rawValue
+        let delivery = RuntimeDelivery.assess(report.manifest, network: report.options.runtimeNetwork(port: report.session.port))
         let fetched = Set(report.session.served.filter { $0.outcome == "ok" }.map { report.session.normalized($0.file) })
         runtimeFiles = report.manifest.runtimeFiles.map {
             RuntimeFile(path: $0.path, deliverable: delivery?.deliverable ?? false, reason: delivery?.reason ?? "", fetched: fetched.contains($0.path))

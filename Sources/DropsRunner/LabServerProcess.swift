@@ -1,5 +1,5 @@
-import DropsCLI
 import DropsPXE
+import DropsProcess
 import DropsQEMU
 import DropsTFTP
 import Foundation
@@ -101,7 +101,7 @@ final class LabServerProcess: Sendable {
         }
         do { try process.run() } catch {
             try? FileManager.default.removeItem(atPath: scratch)
-            throw CommandFailure("cannot start \(executable): \(error.localizedDescription)")
+            throw RunFailure("cannot start \(executable): \(error.localizedDescription)")
         }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -112,7 +112,7 @@ final class LabServerProcess: Sendable {
         }
         let said = state.withLockedValue { $0.lines.suffix(10).joined(separator: "\n") }
         stop()
-        throw CommandFailure("drops-serve pxe did not start" + (network == nil ? "" : " in the private network") + (said.isEmpty ? "" : ": \(said)"))
+        throw RunFailure("drops-serve pxe did not start" + (network == nil ? "" : " in the private network") + (said.isEmpty ? "" : ": \(said)"))
     }
 
     func observe(transfers: @escaping @Sendable (TransferRecord) -> Void, exchanges: @escaping @Sendable (PXEExchange) -> Void) {
@@ -125,13 +125,7 @@ final class LabServerProcess: Sendable {
     /// SIGTERM: drops-serve lets running transfers finish (for --grace) and logs them, so
     /// the report sees every transfer. Waits for it to end, then for its log's last line.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        Programs.stop(process, grace: 5)
         let deadline = Date().addingTimeInterval(1)
         while !state.withLockedValue({ $0.ended }) && Date() < deadline { usleep(10_000) }
         try? FileManager.default.removeItem(atPath: scratch)

@@ -48,7 +48,7 @@ struct JUnitReport {
         let failures = cases.filter { $0.failure != nil }.count
         let errors = cases.filter { $0.error != nil }.count
         let time = String(format: "%.3f", report.outcome.seconds)
-        let suite = "\(report.manifest.profile.name) on \(report.run.host ?? "QEMU") (\(report.session.chain.rawValue))"
+        let suite = "\(report.manifest.profile.name) on \(report.options.host ?? "QEMU") (\(report.session.chain.rawValue))"
         var lines = [#"<?xml version="1.0" encoding="UTF-8"?>"#,
                      #"<testsuites name="drops-run" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" time="\#(time)">"#,
                      #"  <testsuite name="\#(Self.escape(suite))" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="0" time="\#(time)" timestamp="\#(Self.timestamp())">"#,

@@ -1,4 +1,5 @@
 import DropsModel
+import DropsProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +24,7 @@ public enum KVMSupport {
     /// Why a run under KVM should be tried again under TCG, or nil when its result stands.
     /// Only a run that ended before the guest wrote anything to its console counts: once the
     /// guest spoke, its failure is the guest's, and a fallback would hide it.
-    public static func retryReason(_ outcome: QEMUOutcome) -> String? {
+    public static func retryReason(_ outcome: BootOutcome) -> String? {
         guard !outcome.guestSpoke else { return nil }
         let said = outcome.diagnostics.split(whereSeparator: \.isNewline).last { $0.lowercased().contains("kvm") }
         switch outcome.ending {
@@ -55,7 +56,7 @@ public enum KVMSupport {
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let path = QEMURunner.findExecutable(executable) ?? executable
+        let path = Programs.find(executable) ?? executable
         let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         return "\(path)@\(Int(modified)) kernel=\(release) chain=\(chain)"
     }

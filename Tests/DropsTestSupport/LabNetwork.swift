@@ -1,6 +1,4 @@
-import DropsTestSupport
 import Foundation
-import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,22 +8,22 @@ import Glibc
 /// server (dnsmasq on 10.77.0.1, addresses only, no boot options) joined to the bridge by a
 /// veth pair, and tap devices on the bridge for QEMU guests. Nothing outside the two
 /// namespaces is touched.
-final class LabNetwork {
-    static let serverAddress = "10.77.0.2"
-    static var available: Bool {
+public final class LabNetwork {
+    public static let serverAddress = "10.77.0.2"
+    public static var available: Bool {
         geteuid() == 0 && ["/usr/sbin/ip", "/bin/ip", "/sbin/ip"].contains { FileManager.default.isExecutableFile(atPath: $0) }
             && FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq")
     }
     private static let counter = LabCounter()
 
-    let lab: String
-    let site: String
-    let work: TemporaryDirectory
+    public let lab: String
+    public let site: String
+    public let work: TemporaryDirectory
     private var children: [ChildProcess] = []
-    private(set) var taps: [String] = []
+    public private(set) var taps: [String] = []
 
     /// `siteOptions` go to the site's dnsmasq as they are (`--dhcp-boot=…` naming a boot server).
-    init(taps count: Int, siteDHCP: Bool = true, siteOptions: [String] = []) throws {
+    public init(taps count: Int, siteDHCP: Bool = true, siteOptions: [String] = []) throws {
         let id = "\(getpid() % 100_000)-\(Self.counter.next())"
         lab = "dlab-\(id)"
         site = "dsite-\(id)"
@@ -66,9 +64,9 @@ final class LabNetwork {
 
     /// Runs a command to the end; throws with its output when it fails.
     @discardableResult
-    func run(_ arguments: [String], in namespace: String? = nil) throws -> String {
+    public func run(_ arguments: [String], in namespace: String? = nil) throws -> String {
         let output = work.path + "/cmd.out"
-        let command = (namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] } ?? []) + [resolve(arguments[0])] + arguments.dropFirst()
+        let command = (namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] } ?? []) + [Self.resolve(arguments[0])] + arguments.dropFirst()
         let child = try ChildProcess(command, output: output, errors: output)
         let status = child.wait()
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
@@ -80,24 +78,24 @@ final class LabNetwork {
 
     /// Starts a long-running process in a namespace; its output goes to `log`.out in the work folder.
     @discardableResult
-    func start(in namespace: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> ChildProcess {
-        let child = try ChildProcess(["/usr/sbin/ip", "netns", "exec", namespace, resolve(arguments[0])] + arguments.dropFirst(),
+    public func start(in namespace: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> ChildProcess {
+        let child = try ChildProcess(["/usr/sbin/ip", "netns", "exec", namespace, Self.resolve(arguments[0])] + arguments.dropFirst(),
                                      output: logPath(log), errors: logPath(log), environment: environment)
         children.append(child)
         return child
     }
 
-    func logPath(_ name: String) -> String { work.path + "/\(name).out" }
+    public func logPath(_ name: String) -> String { work.path + "/\(name).out" }
 
-    func log(_ name: String) -> String { (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? "" }
+    public func log(_ name: String) -> String { (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? "" }
 
     /// Waits until a process in the lab namespace listens on UDP `port`.
-    func waitForUDPPort(_ port: Int, seconds: Double = 20) -> Bool {
+    public func waitForUDPPort(_ port: Int, seconds: Double = 20) -> Bool {
         poll(seconds: seconds) { (try? run(["ss", "-H", "-l", "-u", "-n", "sport = :\(port)"], in: lab))?.isEmpty == false }
     }
 
     /// Waits until `text` shows up in a log, or the time is over.
-    func waitFor(_ text: String, in name: String, seconds: Double = 20) -> Bool {
+    public func waitFor(_ text: String, in name: String, seconds: Double = 20) -> Bool {
         poll(seconds: seconds) { log(name).contains(text) }
     }
 
@@ -111,7 +109,8 @@ final class LabNetwork {
         return false
     }
 
-    private func resolve(_ program: String) -> String {
+    /// A program by name in the system folders (tests and the bench run as root, whose PATH may lack sbin).
+    public static func resolve(_ program: String) -> String {
         if program.hasPrefix("/") { return program }
         for folder in ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"] where FileManager.default.isExecutableFile(atPath: folder + program) {
             return folder + program

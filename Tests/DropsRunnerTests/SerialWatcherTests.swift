@@ -2,7 +2,8 @@ import DropsModel
 import Foundation
 import Testing
 
-@testable import DropsQEMU
+import DropsQEMU
+@testable import DropsRunner
 
 @Suite struct SerialWatcherTests {
     func watcher(_ patterns: [ExpectedPattern]) throws -> SerialWatcher {
@@ -115,8 +116,8 @@ import Testing
 }
 
 @Suite struct KVMDecisionTests {
-    func outcome(_ ending: QEMUOutcome.Ending, transcript: String = "", diagnostics: String = "") -> QEMUOutcome {
-        QEMUOutcome(ending: ending, transcript: transcript, diagnostics: diagnostics, seconds: 1, matchTimes: [])
+    func outcome(_ ending: BootOutcome.Ending, transcript: String = "", diagnostics: String = "") -> BootOutcome {
+        BootOutcome(ending: ending, transcript: transcript, diagnostics: diagnostics, seconds: 1, matchTimes: [])
     }
 
     @Test func failuresBeforeTheGuestSpokeAreRetriedUnderTCG() {

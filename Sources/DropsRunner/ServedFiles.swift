@@ -1,8 +1,8 @@
-import DropsCLI
 import DropsModel
 import DropsQEMU
 import DropsTFTP
 import Foundation
+import NIOConcurrencyHelpers
 
 /// What QEMU guests and lab PCs share in how a run reads its server and its console.
 enum ServedFiles {
@@ -32,10 +32,65 @@ enum ServedFiles {
     static func servedRoot(treeDirectory: String, manifest: Manifest, purpose: String) throws -> String {
         let folder = URL(fileURLWithPath: treeDirectory)
         guard folder.lastPathComponent == manifest.profile.name else {
-            throw CommandFailure("\(purpose) serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); "
+            throw RunFailure("\(purpose) serves the tree as a lab server does, as ROOT/\(manifest.profile.name)/, but it is in \(treeDirectory); "
                                  + "build it into a folder named \(manifest.profile.name) (drops-build profile \(manifest.profile.name) --out DIR)")
         }
         return folder.deletingLastPathComponent().path
+    }
+}
+
+/// The files a boot's server delivered, judged as they come, the same for a QEMU guest and
+/// a lab PC: a file the manifest lists but the tree lacks ends the run at once, and the
+/// chain's first file fetched a second time means the target started over.
+final class Deliveries: Sendable {
+    let manifest: Manifest
+    let progress: Progress
+    /// "the guest", or the lab PC's name.
+    let subject: String
+    /// The chain's first file, relative to the tree.
+    let entry: String?
+    private let state = NIOLockedValueBox(State())
+
+    struct State {
+        var served: [TransferRecord] = []
+        var control: RunControl?
+    }
+
+    init(manifest: Manifest, progress: Progress, subject: String, entry: String?) {
+        self.manifest = manifest
+        self.progress = progress
+        self.subject = subject
+        self.entry = entry
+    }
+
+    /// A new attempt begins: what came before is forgotten, `control` ends this one.
+    func begin(_ control: RunControl) {
+        state.withLockedValue { $0 = State(served: [], control: control) }
+    }
+
+    var served: [TransferRecord] { state.withLockedValue { $0.served } }
+
+    func normalized(_ name: String) -> String { ServedFiles.treePath(name, profile: manifest.profile.name) }
+
+    /// Called for each transfer the server ended.
+    func take(_ record: TransferRecord) {
+        let name = normalized(record.file)
+        let (first, control, again) = state.withLockedValue { value -> (Bool, RunControl?, Bool) in
+            let first = value.served.isEmpty
+            let again = record.outcome == "ok" && name == entry && value.served.contains { normalized($0.file) == entry && $0.outcome == "ok" }
+            value.served.append(record)
+            return (first, value.control, again)
+        }
+        if first { progress.say("the firmware of \(subject) has its DHCP lease and asks our server for \(record.file)") }
+        if record.outcome == "ok" {
+            progress.served(name, record)
+        } else if ServedFiles.isListed(name, in: manifest) {
+            // A file the manifest promises but the tree lacks: the boot cannot succeed.
+            control?.stop("\(subject) asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
+        }
+        if again {
+            control?.stop("\(KVMSupport.rebootReasonPrefix) \(name) a second time: \(subject) started over")
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-import DropsCLI
 import DropsImage
 import DropsModel
+import DropsProcess
 import DropsQEMU
 import DropsTFTP
 import Foundation
@@ -8,21 +8,9 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 
-/// Progress lines on standard error, stamped with the seconds since drops-run started.
-struct Progress: Sendable {
-    let quiet: Bool
-    let start = Date()
-
-    func say(_ text: String) {
-        guard !quiet else { return }
-        let stamp = String(format: "%6.1fs", Date().timeIntervalSince(start))
-        FileHandle.standardError.write(Data("drops-run [\(stamp)] \(text)\n".utf8))
-    }
-}
-
 /// One boot of a tree: the TFTP server serving it, the GRUB image made for it, the QEMU
 /// command, and what the server saw while the guest booted.
-final class BootSession: BootServing {
+final class QEMUSession: BootServing {
     let chain: Chain
     let provider: TFTPProvider
     let manifest: Manifest
@@ -38,29 +26,24 @@ final class BootSession: BootServing {
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
     private let scratch: String?
     private let uefiScratch: String?
-    private let state = NIOLockedValueBox(SessionState())
+    private let deliveries: Deliveries
+    private let control = NIOLockedValueBox<RunControl?>(nil)
 
-    struct SessionState {
-        var served: [TransferRecord] = []
-        var control: RunControl?
-        var sawFirstRequest = false
-    }
-
-    init(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws {
+    init(options run: RunOptions, manifest: Manifest, treeDirectory: String, progress: Progress) throws {
+        deliveries = Deliveries(manifest: manifest, progress: progress, subject: "the guest", entry: run.chain.entry)
         chain = run.chain
         provider = run.tftp
         self.manifest = manifest
         self.treeDirectory = treeDirectory
         self.progress = progress
-        var machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: MachineOptions.nicModels[run.nic] ?? run.nic,
-                                     kvm: false, extraArguments: run.qemuArg)
+        var machine = MachineOptions(memoryMiB: run.memory, cpus: run.cpus, nic: run.nic, kvm: false, extraArguments: run.qemuArguments)
         machine.mac = run.mac
         isoPath = run.isoPath(treeDirectory: treeDirectory)
         tapDevice = run.tapDevice
         isPrivate = run.network == .private
         if run.firmware == "uefi" {
             guard FileManager.default.fileExists(atPath: MachineOptions.ovmfCode) else {
-                throw CommandFailure("--firmware uefi needs OVMF (\(MachineOptions.ovmfCode)): install Debian's ovmf package")
+                throw RunFailure("--firmware uefi needs OVMF (\(MachineOptions.ovmfCode)): install Debian's ovmf package")
             }
             // OVMF writes its boot variables: each run gets its own copy of the store.
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("drops-run-uefi-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
@@ -106,7 +89,7 @@ final class BootSession: BootServing {
             }
             // Progress lines say what was served; the server's own log only with -v.
             var logger = Logger(label: "drops.tftp")
-            logger.logLevel = run.output.verbose > 0 ? .notice : .error
+            logger.logLevel = run.verbose > 0 ? .notice : .error
             server = try TFTPServer(configuration: configuration, group: group, logger: logger)
             port = try server.start().port ?? 0
             if let scratch {
@@ -115,7 +98,7 @@ final class BootSession: BootServing {
         } catch {
             try? group.syncShutdownGracefully()
             if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
-            throw CommandFailure("\(error)")
+            throw RunFailure("\(error)")
         }
         self.server = (server, group)
         self.scratch = scratch
@@ -125,22 +108,22 @@ final class BootSession: BootServing {
 
     /// Makes the private lab network and starts drops-serve pxe in it, serving the tree's
     /// folder as a lab server would.
-    static func startLab(run: DropsRun, manifest: Manifest, treeDirectory: String, progress: Progress) throws -> LabServerProcess {
+    static func startLab(run: RunOptions, manifest: Manifest, treeDirectory: String, progress: Progress) throws -> LabServerProcess {
         if let reason = PrivateLabNetwork.unavailableReason() {
-            throw CommandFailure("--network private cannot run here: \(reason); without root, use --network user (the default)")
+            throw RunFailure("--network private cannot run here: \(reason); without root, use --network user (the default)")
         }
         let root = try ServedFiles.servedRoot(treeDirectory: treeDirectory, manifest: manifest, purpose: "--network private")
-        guard let serve = DropsRun.siblingExecutable("drops-serve") else {
-            throw CommandFailure("--network private needs drops-serve beside drops-run or on PATH")
+        guard let serve = Programs.sibling("drops-serve") else {
+            throw RunFailure("--network private needs drops-serve beside drops-run or on PATH")
         }
         for name in PrivateLabNetwork.removeLeftovers() {
             progress.say("removed the network namespace \(name) of an earlier run that no longer exists")
         }
         let network: PrivateLabNetwork
-        do { network = try PrivateLabNetwork() } catch { throw CommandFailure("cannot make the private lab network: \(error)") }
+        do { network = try PrivateLabNetwork() } catch { throw RunFailure("cannot make the private lab network: \(error)") }
         do {
             let lab = try LabServerProcess(network: network, executable: serve, root: root, profile: manifest.profile.name,
-                                           chain: run.chain.rawValue, verbose: run.output.verbose > 0)
+                                           chain: run.chain.rawValue, verbose: run.verbose > 0)
             progress.say("private lab network \(network.namespace): bridge \(PrivateLabNetwork.bridge) \(PrivateLabNetwork.serverAddress)/\(PrivateLabNetwork.prefixLength), "
                          + "guest on \(PrivateLabNetwork.tap); drops-serve pxe hands out \(PrivateLabNetwork.dhcpRange) and serves \(root) over TFTP on port 69")
             return lab
@@ -150,34 +133,12 @@ final class BootSession: BootServing {
         }
     }
 
-    /// Called by the server after each transfer.
-    private func transferEnded(_ record: TransferRecord) {
-        let (first, control, again) = state.withLockedValue { value -> (Bool, RunControl?, Bool) in
-            let first = !value.sawFirstRequest
-            value.sawFirstRequest = true
-            let entry = chain.entry ?? ""
-            let again = record.outcome == "ok" && normalized(record.file) == entry && value.served.contains { normalized($0.file) == entry && $0.outcome == "ok" }
-            value.served.append(record)
-            return (first, value.control, again)
-        }
-        if first { progress.say("the firmware has its DHCP lease and asks our server for \(record.file)") }
-        let name = normalized(record.file)
-        if record.outcome == "ok" {
-            progress.served(name, record)
-        } else if ServedFiles.isListed(name, in: manifest) {
-            // A file the manifest promises but the tree lacks: the boot cannot succeed.
-            control?.stop("the guest asked for \(name), which the manifest lists but the tree does not have (\(record.outcome))")
-        }
-        if again {
-            control?.stop("\(KVMSupport.rebootReasonPrefix) \(name) a second time: the guest started over")
-        }
-    }
-
     /// The request's name as a path in the tree.
-    func normalized(_ name: String) -> String { ServedFiles.treePath(name, profile: manifest.profile.name) }
+    func normalized(_ name: String) -> String { deliveries.normalized(name) }
 
-    var served: [TransferRecord] { state.withLockedValue { $0.served } }
+    var served: [TransferRecord] { deliveries.served }
     var infrastructureFailure: InfrastructureFailure? { nil }
+    var firmware: String? { machine.uefi == nil ? "bios" : "uefi" }
 
     func command(kvm: Bool) -> QEMUCommand {
         var machine = machine
@@ -202,14 +163,14 @@ final class BootSession: BootServing {
 
     /// Boots under KVM or TCG as `mode` says, falling back from a failed KVM attempt.
     func boot(watcher: SerialWatcher, timeout: Double?, mode: KVMMode,
-              onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
+              onLine: @escaping @Sendable (String) -> Void) throws -> BootOutcome {
         let executable = command(kvm: false).executable
         let key = KVMSupport.memoryKey(executable: executable, chain: chain.rawValue)
         var useKVM = false
         switch mode {
         case .off: break
         case .on:
-            guard KVMSupport.deviceUsable() else { throw CommandFailure("--kvm on, but /dev/kvm cannot be opened; use --kvm auto or off") }
+            guard KVMSupport.deviceUsable() else { throw RunFailure("--kvm on, but /dev/kvm cannot be opened; use --kvm auto or off") }
             useKVM = true
         case .auto:
             if !KVMSupport.deviceUsable() {
@@ -227,9 +188,8 @@ final class BootSession: BootServing {
             if mode == .auto, let reason = KVMSupport.retryReason(outcome) {
                 KVMSupport.rememberFailure(key: key, reason: reason)
                 progress.say("\(reason); trying again under TCG (remembered in \(KVMSupport.memoryFile()))")
-                state.withLockedValue { $0 = SessionState() }
                 let fresh: SerialWatcher
-                do { fresh = try SerialWatcher(patterns: watcher.patterns, failures: watcher.failures) } catch { throw CommandFailure("\(error)") }
+                do { fresh = try SerialWatcher(patterns: watcher.patterns, failures: watcher.failures) } catch { throw RunFailure("\(error)") }
                 return try attempt(kvm: false, watcher: fresh, timeout: timeout, onLine: onLine)
             }
             return outcome
@@ -238,32 +198,31 @@ final class BootSession: BootServing {
     }
 
     private func attempt(kvm: Bool, watcher: SerialWatcher, timeout: Double?,
-                         onLine: @escaping @Sendable (String) -> Void) throws -> QEMUOutcome {
+                         onLine: @escaping @Sendable (String) -> Void) throws -> BootOutcome {
         let command = command(kvm: kvm)
         let control = RunControl()
-        state.withLockedValue { $0.control = control }
+        self.control.withLockedValue { $0 = control }
+        deliveries.begin(control)
         if let (server, _) = server {
-            // The callback is set once; the state tells it which run it belongs to.
-            server.setTransferObserver { [self] record in transferEnded(record) }
+            server.setTransferObserver { [deliveries] record in deliveries.take(record) }
         }
-        lab?.observe(transfers: { [self] record in transferEnded(record) }, exchanges: { [progress] exchange in
+        lab?.observe(transfers: { [deliveries] record in deliveries.take(record) }, exchanges: { [progress] exchange in
             if exchange.answered { progress.say("drops-serve: \(exchange.mac) \(exchange.request): \(exchange.outcome)") }
         })
-        progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), chain \(chain.rawValue)"
-                     + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + (tapDevice.map { ", on tap device \($0)" } ?? "")
-                     + (isPrivate ? ", on the private lab network" : "")
-                     + (machine.uefi != nil ? ", UEFI" : "") + ")")
+        let bootsFrom = "chain \(chain.rawValue)" + (provider == .qemu ? ", QEMU's built-in TFTP" : "") + (tapDevice.map { ", on tap device \($0)" } ?? "")
+            + (isPrivate ? ", on the private lab network" : "")
+        progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), \(bootsFrom)" + (machine.uefi != nil ? ", UEFI" : "") + ")")
         let events = progress.consoleEvents(patterns: watcher.patterns, failures: watcher.failures, subject: "guest", onLine: onLine)
         do {
-            return try QEMURunner().run(command, timeout: timeout, watcher: watcher, control: control, onEvent: events)
+            return try TargetBoot.run(QEMUGuest(command: command, bootsFrom: bootsFrom), watcher: watcher, timeout: timeout, control: control, onEvent: events)
         } catch {
-            throw CommandFailure(error.description)
+            throw RunFailure("\(error)")
         }
     }
 
     /// Ends the boot in progress (a signal came).
     func interrupt(_ reason: String) {
-        state.withLockedValue { $0.control }?.stop(reason)
+        control.withLockedValue { $0 }?.stop(reason)
     }
 
     /// Gives transfers still running when the run ends up to 2 s to finish, so the
