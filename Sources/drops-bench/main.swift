@@ -320,8 +320,8 @@ if arguments.contains("--no-boot") {
 }
 
 // 5b. drops-run on each target, to its verdict (Sources/drops-bench/LabBoot.swift).
-if arguments.contains("--no-lab") || arguments.contains("--no-boot") {
-    say("lab: skipped (\(arguments.contains("--no-lab") ? "--no-lab" : "--no-boot"))")
+if arguments.contains("--no-lab") {
+    say("lab: skipped (--no-lab)")
 } else if !FileManager.default.fileExists(atPath: selftestTree + "/manifest.json") {
     say("lab: skipped, no \(selftestTree)")
 } else {
