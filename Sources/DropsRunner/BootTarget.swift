@@ -1,3 +1,4 @@
+import DropsTFTP
 import Foundation
 
 /// What a tree boots on: a QEMU guest or a lab PC. A boot is the same on both (open the
@@ -51,5 +52,35 @@ public enum TargetBoot {
         target.powerOff()
         target.closeConsole()
         return watch.outcome(ending: ending, otherwise: target.endingWithoutVerdict)
+    }
+}
+
+/// What a report needs of a boot, whatever booted: the files our server delivered, and how.
+protocol BootServing: Sendable {
+    var served: [TransferRecord] { get }
+    var port: Int { get }
+    var chain: Chain { get }
+    /// An infrastructure failure that decided the run (power, console, network boot), if any.
+    var infrastructureFailure: InfrastructureFailure? { get }
+    /// The target's firmware, bios or uefi, where it is known.
+    var firmware: String? { get }
+    func normalized(_ name: String) -> String
+}
+
+/// Failures of the lab, not of the system under test: retried by --retries, never confused
+/// with a test failure.
+public struct InfrastructureFailure: Error, Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case power, console, networkBoot = "network-boot"
+    }
+    public var kind: Kind
+    public var message: String
+
+    public var exitCode: Int32 {
+        switch kind {
+        case .power: return RunExit.power
+        case .console: return RunExit.console
+        case .networkBoot: return RunExit.networkBoot
+        }
     }
 }
