@@ -17,6 +17,7 @@ public enum PXEServerError: Error, Sendable, CustomStringConvertible {
     case rangeOutsideNetwork(String, interface: String, network: String)
     case badRange(String)
     case leaseFile(String, reason: String)
+    case routerAdvertisements(String, reason: String)
 
     public var description: String {
         switch self {
@@ -35,6 +36,8 @@ public enum PXEServerError: Error, Sendable, CustomStringConvertible {
             return "--dhcp-range '\(text)' is not FIRST-LAST with two IPv4 addresses, the first not above the last (e.g. 10.0.0.100-10.0.0.199)"
         case let .leaseFile(path, reason):
             return "lease file \(path): \(reason)"
+        case let .routerAdvertisements(interface, reason):
+            return "router advertisements on \(interface): \(reason); or leave them off (--router-advert off)"
         }
     }
 }

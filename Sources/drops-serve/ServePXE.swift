@@ -37,7 +37,8 @@ struct ServePXE: ParsableCommand {
             with no other DHCP server: every client gets an address and our address as its \
             next server (siaddr), --router names the router (leases are kept in \
             --lease-file and survive restarts), PXE clients their boot file as well. Without it \
-            no address is ever handed out.
+            no address is ever handed out. With --dhcp-range, IPv6 router solicitations are \
+            answered too (--router-advert): iPXE then skips its 15 s wait for an IPv6 router.
 
             A control socket (--control; owner only) lets drops-run --host point a machine at \
             a profile for the length of its run and follow its DHCP and TFTP progress; the \
@@ -89,6 +90,12 @@ struct ServePXE: ParsableCommand {
         valueName: "path"))
     var control: String?
 
+    @Option(name: .customLong("router-advert"), help: ArgumentHelp(
+        "Answer IPv6 router solicitations with an advertisement of no router: auto (with --dhcp-range only), on or off.",
+        discussion: "iPXE waits about 15 s for an IPv6 router after its DHCP answer on every boot of a network that has none; this answer ends the wait at once. Leave it off on a network with IPv6 routers.",
+        valueName: "mode"))
+    var routerAdvert = "auto"
+
     @Flag(name: .customLong("no-control"), help: "Do not open the control socket.")
     var noControl = false
 
@@ -98,6 +105,7 @@ struct ServePXE: ParsableCommand {
         guard BootChain(rawValue: chain) != nil else { throw ValidationError("--chain is ipxe, pxelinux or grub") }
         guard (1...65535).contains(tftpPort) else { throw ValidationError("--tftp-port must be 1 to 65535") }
         guard leaseTime >= 60 else { throw ValidationError("--lease-time must be at least 60 seconds") }
+        guard ["auto", "on", "off"].contains(routerAdvert) else { throw ValidationError("--router-advert is auto, on or off") }
     }
 
     func run() throws {
@@ -154,8 +162,22 @@ struct ServePXE: ParsableCommand {
             controlServer = server
             logger.notice("control socket \(server.path) (drops-run --host points machines through it)")
         }
+        var advertiser: RouterAdvertiser?
+        if routerAdvert == "on" || (routerAdvert == "auto" && dhcpRange != nil) {
+            let answering = RouterAdvertiser(interface: interface, logger: logger)
+            do { try answering.start() } catch {
+                controlServer?.stop()
+                pxe.stop()
+                tftp.shutdown(grace: .seconds(0))
+                try? group.syncShutdownGracefully()
+                throw CommandFailure(error.description)
+            }
+            advertiser = answering
+            logger.notice("answering IPv6 router solicitations on \(interface): no router here (--router-advert \(routerAdvert))")
+        }
         for line in setup.summary { logger.notice("\(line)") }
         termination.wait()
+        advertiser?.stop()
         controlServer?.stop()
         pxe.stop()
         tftp.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))

@@ -203,6 +203,37 @@ struct LabBootTests {
         #expect(lease.contains("lease of 10.77.0.151 obtained from 10.77.0.2"), "\(lease)\n\(lab.log("pxe-second"))")
     }
 
+    /// With --dhcp-range (drops-serve is the lab network's only server), IPv6 router
+    /// solicitations get an advertisement of no router, which ends iPXE's wait for one; as
+    /// proxyDHCP on a site network it stays silent unless asked. The peer is ndisc6's rdisc6.
+    @Test func routerSolicitationsAreAnsweredOnlyOnTheLabsOwnNetwork() throws {
+        let root = try Self.trees.get()
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/rdisc6"), "install ndisc6 (make deps)")
+        let lab = try LabNetwork(taps: 0, siteDHCP: false)
+        try lab.run(["ip", "-n", lab.lab, "link", "add", "client0", "type", "veth", "peer", "name", "client0-br"])
+        try lab.run(["ip", "-n", lab.lab, "link", "set", "client0-br", "master", "br0", "up"])
+        try lab.run(["ip", "-n", lab.lab, "link", "set", "client0", "address", "52:54:00:77:00:0b", "up"])
+        // rdisc6 as a client, once the client's link-local address has passed duplicate detection.
+        func solicit() -> String {
+            let ready = "for i in $(seq 100); do ip -6 addr show dev client0 scope link | grep -q 'inet6' && "
+                + "! ip -6 addr show dev client0 | grep -q tentative && break; sleep 0.1; done; "
+            return (try? lab.run(["/bin/sh", "-c", ready + "rdisc6 -1 -r 3 -w 1000 client0 2>&1; echo status=$?"], in: lab.lab)) ?? ""
+        }
+        let full = try serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "selftest", "--dhcp-range", "10.77.0.150-10.77.0.160",
+                                                                       "--lease-file", lab.work.path + "/leases"], log: "pxe-full")
+        let answered = solicit()
+        #expect(answered.contains("status=0") && answered.contains("Router lifetime") && answered.contains("0 (0x00000000) seconds"), "\(answered)")
+        #expect(answered.contains("Stateful address conf.") && !answered.contains("Yes"), "M and O clear: \(answered)")
+        #expect(lab.waitFor("router advertisement on br0 for fe80::", in: "pxe-full"), "\(lab.log("pxe-full"))")
+        full.stop()
+        full.wait()
+
+        try serve(lab, root: root, hosts: nil, arguments: ["--default-profile", "selftest"], log: "pxe-proxy")
+        let silent = solicit()
+        #expect(silent.contains("status=2") || silent.contains("No response"), "proxyDHCP on a site network sends no advertisement: \(silent)")
+        #expect(!lab.log("pxe-proxy").contains("router advertisement"))
+    }
+
     @Test func portInUseIsRefusedBeforeServing() throws {
         let root = try Self.trees.get()
         let lab = try LabNetwork(taps: 0, siteDHCP: false)
