@@ -65,6 +65,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP file server: the served tree over HTTP/1.1 (NIOHTTP1), TFTP's path rules.
+        .target(
+            name: "DropsHTTP",
+            dependencies: [
+                "DropsModel", "DropsTFTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // proxyDHCP/PXE: the DHCP codec and boot decisions (pure), the server (SwiftNIO).
         .target(
             name: "DropsPXE",
@@ -111,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "drops-serve",
             dependencies: [
-                "DropsCLI", "DropsTFTP", "DropsPXE", "DropsLab",
+                "DropsCLI", "DropsTFTP", "DropsPXE", "DropsLab", "DropsHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -146,6 +157,10 @@ let package = Package(
         .testTarget(name: "DropsQEMUTests", dependencies: ["DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsRunnerTests", dependencies: ["DropsRunner", "DropsQEMU", "DropsModel"]),
         .testTarget(name: "DropsTFTPTests", dependencies: ["DropsTFTP", "DropsTestSupport"]),
+        .testTarget(name: "DropsHTTPTests", dependencies: ["DropsHTTP", "DropsTFTP", "DropsTestSupport",
+                                                          .product(name: "Crypto", package: "swift-crypto"),
+                                                          .product(name: "Logging", package: "swift-log"),
+                                                          .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "DropsPXETests", dependencies: ["DropsPXE", "DropsModel", "DropsTestSupport"]),
         .testTarget(
             name: "EndToEndTests",

@@ -16,7 +16,7 @@ struct DropsServe: ParsableCommand {
             tree from it. drops-serve pxe adds proxyDHCP, so a lab's PCs netboot their \
             profiles without any change to the site's DHCP server.
             """,
-        subcommands: [ServeTFTP.self, ServePXE.self, ServeStatus.self])
+        subcommands: [ServeTFTP.self, ServePXE.self, ServeHTTP.self, ServeStatus.self])
 }
 
 struct ServeTFTP: ParsableCommand {
