@@ -1,5 +1,6 @@
 import ArgumentParser
 import DropsCLI
+import DropsHTTP
 import DropsTFTP
 import Foundation
 import Logging
@@ -69,6 +70,7 @@ struct ServeTFTP: ParsableCommand {
         let configuration = transfer.configuration(host: address, port: port)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: transfer.threads)
         let server: TFTPServer
+        let http: HTTPFileServer?
         do {
             server = try TFTPServer(configuration: configuration, group: group)
             if let descriptor = SocketActivation.descriptor() {
@@ -76,11 +78,16 @@ struct ServeTFTP: ParsableCommand {
             } else {
                 _ = try server.start()
             }
+            do { http = try transfer.startHTTP(defaultHost: address, group: group) } catch {
+                server.shutdown(grace: .seconds(0))
+                throw error
+            }
         } catch {
             try? group.syncShutdownGracefully()
-            throw CommandFailure(error.description)
+            throw CommandFailure("\(error)")
         }
         termination.wait()
+        http?.stop()
         server.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
         try? group.syncShutdownGracefully()
     }
@@ -157,6 +164,14 @@ struct TransferOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log only failed transfers and errors.")
     var quiet = false
 
+    @Option(name: .customLong("http-port"), help: ArgumentHelp(
+        "Also serve the root over HTTP on this TCP port (off unless given; see drops-serve http).", valueName: "port"))
+    var httpPort: Int?
+
+    @Option(name: .customLong("http-address"), help: ArgumentHelp(
+        "Address of the HTTP listener (default: the TFTP server's).", valueName: "ip"))
+    var httpAddress: String?
+
     func validate() throws {
         guard (8...65464).contains(maxBlockSize) else { throw ValidationError("--max-blksize must be 8 to 65464") }
         guard (1...65535).contains(maxWindowSize) else { throw ValidationError("--max-windowsize must be 1 to 65535") }
@@ -165,6 +180,22 @@ struct TransferOptions: ParsableArguments {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
         guard grace >= 0 else { throw ValidationError("--grace cannot be negative") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
+        if let httpPort { guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be 1 to 65535") } }
+        if httpAddress != nil && httpPort == nil { throw ValidationError("--http-address goes with --http-port") }
+    }
+
+    /// The HTTP listener beside TFTP, when --http-port asks for one: the same root, the same
+    /// prefixes, the same log format.
+    func startHTTP(defaultHost: String, group: EventLoopGroup) throws -> HTTPFileServer? {
+        guard let httpPort else { return nil }
+        var configuration = HTTPFileServer.Configuration(root: root)
+        configuration.host = httpAddress ?? defaultHost
+        configuration.port = httpPort
+        configuration.stripPrefixes = stripPrefixes
+        configuration.jsonLog = logFormat == "json"
+        let server = try HTTPFileServer(configuration: configuration, group: group)
+        try server.start()
+        return server
     }
 
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DropsCLI
+import DropsHTTP
 import DropsPXE
 import DropsTFTP
 import Foundation
@@ -162,10 +163,19 @@ struct ServePXE: ParsableCommand {
             controlServer = server
             logger.notice("control socket \(server.path) (drops-run --host points machines through it)")
         }
+        let http: HTTPFileServer?
+        do { http = try transfer.startHTTP(defaultHost: setup.interface.address.description, group: group) } catch {
+            controlServer?.stop()
+            pxe.stop()
+            tftp.shutdown(grace: .seconds(0))
+            try? group.syncShutdownGracefully()
+            throw CommandFailure("\(error)")
+        }
         var advertiser: RouterAdvertiser?
         if routerAdvert == "on" || (routerAdvert == "auto" && dhcpRange != nil) {
             let answering = RouterAdvertiser(interface: interface, logger: logger)
             do { try answering.start() } catch {
+                http?.stop()
                 controlServer?.stop()
                 pxe.stop()
                 tftp.shutdown(grace: .seconds(0))
@@ -178,6 +188,7 @@ struct ServePXE: ParsableCommand {
         for line in setup.summary { logger.notice("\(line)") }
         termination.wait()
         advertiser?.stop()
+        http?.stop()
         controlServer?.stop()
         pxe.stop()
         tftp.shutdown(grace: .nanoseconds(Int64(transfer.grace * 1e9)))
