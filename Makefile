@@ -28,7 +28,7 @@ DEB_PACKAGES := qemu-system-x86 ipxe-qemu gcc-multilib pxelinux syslinux-common 
 	libcurl4-openssl-dev python3 \
 	curl tftp-hpa atftp tftpd-hpa dnsmasq-base libarchive-dev pkg-config cpio \
 	xz-utils lz4 busybox-static isolinux e2fsprogs faketime libarchive-tools \
-	ipxe ovmf iproute2 tcpdump openipmi ipmitool ser2net libxml2-utils ndisc6
+	ipxe ovmf iproute2 tcpdump openipmi ipmitool ser2net libxml2-utils ndisc6 nginx-light
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -73,6 +73,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -96,7 +97,7 @@ let package = Package(
         .target(
             name: "DropsRunner",
             dependencies: [
-                "DropsModel", "DropsImage", "DropsQEMU", "DropsLab", "DropsTFTP", "DropsPXE", "DropsProcess",
+                "DropsModel", "DropsImage", "DropsQEMU", "DropsLab", "DropsTFTP", "DropsPXE", "DropsProcess", "DropsHTTP",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import DropsModel
 import DropsTFTP
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -44,6 +45,7 @@ public final class HTTPFileServer: Sendable {
     let logger: Logger
     private let group: EventLoopGroup
     private let channel: NIOLockedValueBoxChannel
+    private let observer = NIOLockedValueBox<(@Sendable (HTTPRequestRecord) -> Void)?>(nil)
 
     public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.http")) throws(HTTPServerError) {
         self.configuration = configuration
@@ -105,7 +107,13 @@ public final class HTTPFileServer: Sendable {
         try? channel.get()?.close().wait()
     }
 
+    /// Called after each answered request, with its log record (drops-run follows a boot so).
+    public func setRequestObserver(_ observe: @escaping @Sendable (HTTPRequestRecord) -> Void) {
+        observer.withLockedValue { $0 = observe }
+    }
+
     func log(_ record: HTTPRequestRecord) {
+        observer.withLockedValue { $0 }?(record)
         let line = configuration.jsonLog ? record.json : record.text
         if record.status < 400 { logger.notice("\(line)") } else { logger.warning("\(line)") }
     }

@@ -62,6 +62,30 @@ public enum BootPathAnalysis {
                             reason: "grub.cfg is written; GRUB 2's network images name the server, so they are made per run (drops-run --chain grub, and drops-serve pxe for BIOS and UEFI PCs), the tree holds none" + rewriting))
         result.append(.init(name: "grub-legacy", entry: GrubLegacyMenu.fileName, usable: false,
                             reason: "menu.lst is written for a GRUB legacy netboot loader of your own (it passes `(nd)PATH args`); no such loader is shipped"))
+        if let base = menu.httpBase {
+            for index in result.indices {
+                switch result[index].name {
+                case "ipxe":
+                    let chained = !menu.linux && IPXEMultibootLimits.problem(with: menu) != nil
+                    result[index].http = true
+                    result[index].httpReason = chained
+                        ? "boot.ipxe chains to lpxelinux.0 over TFTP; PXELINUX then fetches every module from \(base)"
+                        : "boot.ipxe fetches the kernel and every module from \(base)"
+                case "pxelinux":
+                    result[index].http = true
+                    result[index].httpReason = "lpxelinux.0 and its configuration come over TFTP, every image from \(base)"
+                case "grub2":
+                    result[index].http = false
+                    result[index].httpReason = "grub.cfg names the TFTP server: GRUB 2's (http,HOST:PORT) devices are not written yet"
+                case "qemu-multiboot":
+                    result[index].http = false
+                    result[index].httpReason = "QEMU's loader reads the tree's files from disk"
+                default:
+                    result[index].http = false
+                    result[index].httpReason = "this loader fetches over TFTP only"
+                }
+            }
+        }
         if let configuration = menu.rootTaskConfiguration {
             for index in result.indices {
                 result[index].configuration = describe(configuration, rewrittenByGRUB2: result[index].name == "grub2")

@@ -24,6 +24,9 @@ public struct BootMenu: Sendable, Equatable {
     public var modules: [Image]
     /// `${server_ip}` when the profile has one: the host in the URIs iPXE builds.
     public var serverIP: String?
+    /// `${http_base}` without a trailing slash, when the tree boots over HTTP: the URL of the
+    /// served root, so a tree file is `HTTP_BASE${tftp_prefix}/PATH`.
+    public var httpBase: String?
     /// The root task's configuration and how it is delivered, when there is one.
     public var rootTaskConfiguration: RootTaskConfiguration?
 
@@ -35,6 +38,9 @@ public struct BootMenu: Sendable, Equatable {
         let description = plan.description.split(whereSeparator: \.isNewline).joined(separator: " ")
         title = description.isEmpty ? plan.profileName : "\(plan.profileName): \(description)"
         serverIP = plan.variables["server_ip"]
+        var base = plan.variables["http_base"] ?? ""
+        while base.hasSuffix("/") { base.removeLast() }
+        httpBase = base.isEmpty ? nil : base
         profile = plan.profileName
         var prefix = plan.variables["tftp_prefix"] ?? "/\(plan.profileName)"
         while prefix.hasSuffix("/") { prefix.removeLast() }
@@ -47,6 +53,12 @@ public struct BootMenu: Sendable, Equatable {
 
     /// The path of a tree file as an absolute path on the TFTP server.
     public func serverPath(_ treePath: String) -> String { "\(tftpPrefix)/\(treePath)" }
+
+    /// Where a boot loader that speaks HTTP fetches a tree file: its http:// URL when the tree
+    /// boots over HTTP, else `relative` (the path as TFTP menus write it).
+    public func fetchPath(_ treePath: String, relative: String) -> String {
+        httpBase.map { "\($0)\(serverPath(treePath))" } ?? relative
+    }
 
     /// Bytes of all `name args` command lines, each with its NUL.
     public var commandLineBytes: Int {
@@ -63,7 +75,9 @@ public enum IPXEMultibootLimits {
     /// The start of the URIs iPXE resolves the script's relative paths to, as long as it can
     /// get: the port is not known when the tree is built, nor the host without `${server_ip}`.
     public static func uriBase(_ menu: BootMenu) -> String {
-        "tftp://\(menu.serverIP ?? "255.255.255.255"):65535\(menu.tftpPrefix)/"
+        // Over HTTP the script names every image by its whole URL, which is known.
+        if let base = menu.httpBase { return "\(base)\(menu.tftpPrefix)/" }
+        return "tftp://\(menu.serverIP ?? "255.255.255.255"):65535\(menu.tftpPrefix)/"
     }
 
     /// What iPXE copies for each image: its full URI (with or without `--name`), a space and

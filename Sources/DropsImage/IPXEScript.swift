@@ -15,18 +15,19 @@ public enum IPXEScript {
             lines.append("iseq ${platform} efi && goto efi ||")
             for (label, initrdNames) in [(nil, ""), (":efi", names)] {
                 if let label { lines.append(label) }
-                lines.append("kernel \(menu.firstStage.path)\(initrdNames)\(arguments(menu.firstStage.args)) || goto failed")
-                for module in menu.modules { lines.append("initrd \(module.path) || goto failed") }
+                lines.append("kernel \(fetch(menu, menu.firstStage))\(initrdNames)\(arguments(menu.firstStage.args)) || goto failed")
+                for module in menu.modules { lines.append("initrd \(fetch(menu, module)) || goto failed") }
                 lines.append("boot || goto failed")
             }
         } else if let problem = IPXEMultibootLimits.problem(with: menu) {
             lines.append("# This chain has \(problem): iPXE's multiboot loader would drop the rest")
             lines.append("# silently, so PXELINUX (mboot.c32) boots it from pxelinux.cfg/default.")
+            if menu.httpBase != nil { lines.append("# lpxelinux.0 comes over TFTP; pxelinux.cfg/default names the modules' http:// URLs.") }
             lines.append("chain \(pxelinuxEntry) || goto failed")
         } else {
-            lines.append("kernel --name \(menu.firstStage.name) \(menu.firstStage.path)\(arguments(menu.firstStage.args)) || goto failed")
+            lines.append("kernel --name \(menu.firstStage.name) \(fetch(menu, menu.firstStage))\(arguments(menu.firstStage.args)) || goto failed")
             for module in menu.modules {
-                lines.append("module --name \(module.name) \(module.path)\(arguments(module.args)) || goto failed")
+                lines.append("module --name \(module.name) \(fetch(menu, module))\(arguments(module.args)) || goto failed")
             }
             lines.append("boot || goto failed")
         }
@@ -34,6 +35,11 @@ public enum IPXEScript {
         lines.append("echo drops: booting \(menu.profile) failed")
         lines.append("shell")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The image's path relative to the script, or its http:// URL when the tree boots over HTTP.
+    static func fetch(_ menu: BootMenu, _ image: BootMenu.Image) -> String {
+        menu.fetchPath(image.path, relative: image.path)
     }
 
     /// Arguments go in as written: a chain whose arguments hold `${` is never loaded this way.

@@ -5,12 +5,14 @@ public enum PXELinuxConfig {
     public static let fileName = "pxelinux.cfg/default"
 
     public static func render(_ menu: BootMenu) -> String {
+        // lpxelinux.0 fetches http:// URLs itself (its lwIP stack): with http_base the images come over HTTP.
+        let paths = menu.httpBase.map { "http:// URLs under \($0)" } ?? "relative to the tree root"
         if menu.linux {
-            return linux(title: menu.title, profile: menu.profile, kernel: menu.firstStage.path, args: menu.firstStage.args,
-                         initrds: menu.modules.map(\.path), paths: "relative to the tree root")
+            return linux(title: menu.title, profile: menu.profile, kernel: menu.fetchPath(menu.firstStage.path, relative: menu.firstStage.path),
+                         args: menu.firstStage.args, initrds: menu.modules.map { menu.fetchPath($0.path, relative: $0.path) }, paths: paths)
         }
-        return render(title: menu.title, profile: menu.profile, images: ([menu.firstStage] + menu.modules).map { ($0.path, $0.args) },
-               paths: "relative to the tree root")
+        return render(title: menu.title, profile: menu.profile,
+                      images: ([menu.firstStage] + menu.modules).map { (menu.fetchPath($0.path, relative: $0.path), $0.args) }, paths: paths)
     }
 
     /// A Linux kernel and its initrds, booted by PXELINUX itself.

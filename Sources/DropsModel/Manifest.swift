@@ -65,6 +65,10 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var reason: String
         /// How the root task's configuration arrives on this path, when the profile has one.
         public var configuration: String?
+        /// With `http_base`: whether this path fetches its kernel and modules over HTTP, and
+        /// if not, why (nil: the tree was built for TFTP alone).
+        public var http: Bool?
+        public var httpReason: String?
 
         public init(name: String, entry: String, usable: Bool, reason: String, configuration: String? = nil) {
             self.name = name

@@ -91,7 +91,8 @@ public enum Planner {
 
     /// Built-in defaults, then the profile's `[variables]`, then `--set`, then `--server-ip`.
     static func variableScope(profile: Profile, options: PlanOptions) -> VariableScope {
-        var values = ["profile": profile.name, "tftp_prefix": "/\(profile.name)"]
+        // http_base: empty means every file comes over TFTP.
+        var values = ["profile": profile.name, "tftp_prefix": "/\(profile.name)", "http_base": ""]
         for (name, variable) in profile.variables { values[name] = variable.value }
         for (name, value) in options.variables { values[name] = value }
         if let ip = options.serverIP { values["server_ip"] = ip }

@@ -1,3 +1,4 @@
+import DropsHTTP
 import DropsImage
 import DropsModel
 import DropsProcess
@@ -24,6 +25,8 @@ final class QEMUSession: BootServing {
     /// The run's private lab network with drops-serve pxe in it (--network private).
     let lab: LabServerProcess?
     private let server: (TFTPServer, MultiThreadedEventLoopGroup)?
+    /// --http: our HTTP listener beside the TFTP server, at the port of the tree's http_base.
+    private let http: HTTPFileServer?
     private let scratch: String?
     private let uefiScratch: String?
     private let deliveries: Deliveries
@@ -59,6 +62,7 @@ final class QEMUSession: BootServing {
         self.machine = machine
         if run.network == .private {
             server = nil
+            http = nil
             scratch = nil
             port = RuntimeDelivery.standardPort
             lab = run.dryRun ? nil : try Self.startLab(run: run, manifest: manifest, treeDirectory: treeDirectory, progress: progress)
@@ -67,6 +71,7 @@ final class QEMUSession: BootServing {
         lab = nil
         guard chain != .qemu, chain != .iso, provider == .drops, tapDevice == nil, !run.dryRun else {
             server = nil
+            http = nil
             scratch = nil
             port = 0
             return
@@ -104,6 +109,29 @@ final class QEMUSession: BootServing {
         self.scratch = scratch
         self.port = port
         progress.say("serving \(treeDirectory) over TFTP on 127.0.0.1:\(port)" + (chain == .grub ? " (with a GRUB 2 image made for this port)" : ""))
+        if let httpPort = run.http ? HTTPBase.userNetworkPort(manifest) : nil {
+            var configuration = HTTPFileServer.Configuration(root: treeDirectory)
+            configuration.port = httpPort
+            configuration.stripPrefixes = ["/" + manifest.profile.name]
+            var logger = Logger(label: "drops.http")
+            logger.logLevel = run.verbose > 0 ? .notice : .error
+            do {
+                let listener = try HTTPFileServer(configuration: configuration, group: group, logger: logger)
+                try listener.start()
+                http = listener
+            } catch {
+                server.shutdown(grace: .seconds(0))
+                try? group.syncShutdownGracefully()
+                if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+                throw RunFailure("\(error)")
+            }
+            progress.say("serving \(treeDirectory) over HTTP on 127.0.0.1:\(httpPort) (the tree's http_base \(manifest.variables[HTTPBase.variable] ?? ""))")
+        } else {
+            http = nil
+            if let base = HTTPBase.of(manifest) {
+                progress.say("the tree fetches its kernel and modules from \(base) (its http_base): that server must serve them; --http makes drops-run serve them itself")
+            }
+        }
     }
 
     /// Makes the private lab network and starts drops-serve pxe in it, serving the tree's
@@ -206,6 +234,7 @@ final class QEMUSession: BootServing {
         if let (server, _) = server {
             server.setTransferObserver { [deliveries] record in deliveries.take(record) }
         }
+        http?.setRequestObserver { [deliveries] request in deliveries.take(request.asTransfer) }
         lab?.observe(transfers: { [deliveries] record in deliveries.take(record) }, exchanges: { [progress] exchange in
             if exchange.answered { progress.say("drops-serve: \(exchange.mac) \(exchange.request): \(exchange.outcome)") }
         })
@@ -234,6 +263,7 @@ final class QEMUSession: BootServing {
     }
 
     func close() {
+        http?.stop()
         if let (server, group) = server {
             server.shutdown(grace: .seconds(1))
             try? group.syncShutdownGracefully()

@@ -82,6 +82,8 @@ public struct RunOptions: Sendable {
     public var mac: String?
     public var firmware = "bios"
     public var tftp: TFTPProvider = .drops
+    /// Serve the tree over HTTP too, at the port of its http_base (--http).
+    public var http = false
     public var serialLog: String?
     public var qemuArguments: [String] = []
     public var noVerify = false

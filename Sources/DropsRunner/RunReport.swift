@@ -177,6 +177,8 @@ struct RunSummary: Encodable {
         var bytes: Int
         var seconds: Double
         var outcome: String
+        /// tftp or http.
+        var via: String
     }
     var ok: Bool
     var exitCode: Int32
@@ -235,7 +237,7 @@ struct RunSummary: Encodable {
         }
         problems = check?.problems ?? []
         configuration = check?.configuration.map { Configuration(source: $0.source, seen: $0.seen, expected: $0.expected, ok: $0.ok) }
-        served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome) }
+        served = report.session.served.map { Served(file: $0.file, bytes: $0.bytes, seconds: $0.seconds, outcome: $0.outcome, via: $0.direction == "http" ? "http" : "tftp") }
         network = report.options.network.rawValue
         let delivery = RuntimeDelivery.assess(report.manifest, network: report.options.runtimeNetwork(port: report.session.port))
         let fetched = Set(report.session.served.filter { $0.outcome == "ok" }.map { report.session.normalized($0.file) })

@@ -40,6 +40,7 @@ public struct Runner: Sendable {
         }
         let chain = try labChain(manifest)
         try checkChain(chain, manifest, treeDirectory: treeDirectory)
+        if options.http { try checkHTTP(manifest) }
         let patterns = options.expectedPatterns(manifest)
         let watcher: SerialWatcher
         let failures = (manifest.failures ?? []) + options.failOn.map { FailurePattern(pattern: $0, regex: true, verdict: "failure pattern matched") }
@@ -194,6 +195,18 @@ public struct Runner: Sendable {
             }
         case .qemu:
             break
+        }
+    }
+
+    /// --http needs a tree whose http_base names QEMU's host (10.0.2.2), where our listener is.
+    func checkHTTP(_ manifest: Manifest) throws {
+        let name = manifest.profile.name
+        guard let base = HTTPBase.of(manifest) else {
+            throw RunFailure("--http: this tree fetches everything over TFTP; build it with drops-build profile \(name) --http-base http://10.0.2.2:8080 to boot it over HTTP")
+        }
+        guard HTTPBase.userNetworkPort(manifest) != nil else {
+            throw RunFailure("--http: the tree's http_base \(base) is not at 10.0.2.2, QEMU's address for this host, where drops-run listens; "
+                             + "rebuild with --http-base http://10.0.2.2:PORT, or drop --http and let \(base) serve it")
         }
     }
 

@@ -1,3 +1,4 @@
+import DropsHTTP
 import DropsModel
 import DropsQEMU
 import DropsTFTP
@@ -115,5 +116,33 @@ extension Progress {
                 say("failure pattern \(failures[index].shown) matched: \(failures[index].verdict)")
             }
         }
+    }
+}
+
+/// A tree's `http_base`: where it fetches its kernel and modules over HTTP.
+enum HTTPBase {
+    static let variable = "http_base"
+
+    /// The tree's http_base, or nil when it boots over TFTP alone.
+    static func of(_ manifest: Manifest) -> String? {
+        guard let base = manifest.variables[variable], !base.isEmpty else { return nil }
+        return base
+    }
+
+    /// The host port drops-run --http listens on under QEMU's user network: the port of an
+    /// http_base at 10.0.2.2 (QEMU's name for the host); nil when the tree names no such base.
+    static func userNetworkPort(_ manifest: Manifest) -> Int? {
+        guard let base = of(manifest), let url = URL(string: base), url.host == "10.0.2.2" else { return nil }
+        return url.port ?? 80
+    }
+}
+
+extension HTTPRequestRecord {
+    /// An HTTP request as the run's list of delivered files holds it.
+    var asTransfer: TransferRecord {
+        var name = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        name = name.removingPercentEncoding ?? name
+        return TransferRecord(client: client, direction: "http", file: name, options: "", bytes: bytes, seconds: seconds,
+                              outcome: status < 400 ? "ok" : "HTTP \(status): \(reason)", retransmissions: 0)
     }
 }

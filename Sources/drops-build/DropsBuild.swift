@@ -75,6 +75,12 @@ struct PlanArguments: ParsableArguments {
     @Option(name: .customLong("set"), help: ArgumentHelp("Set a profile variable, overriding the profile (repeatable).", valueName: "name=value"))
     var variables: [String] = []
 
+    @Option(name: .customLong("http-base"), help: ArgumentHelp(
+        "Value of ${http_base}: the http:// URL of the served root (the folder holding NAME/); boot.ipxe and pxelinux.cfg then fetch the kernel and modules over HTTP.",
+        discussion: "The first stage (iPXE's script, lpxelinux.0) still comes over TFTP, and so do files the system fetches at run time. Any web server that serves the output folder will do: drops-serve --http-port, or nginx with root set to it.",
+        valueName: "url"))
+    var httpBase: String?
+
     @Option(name: .long, help: ArgumentHelp(
         "An archive (tar, tar.gz/xz/zst, cpio, zip, .deb) or an archive URL with its pin (URL#sha256=HEX) searched for components after the folders and before the profile's sources (repeatable).",
         valueName: "archive|url"))
@@ -83,6 +89,12 @@ struct PlanArguments: ParsableArguments {
     func validate() throws {
         for assignment in variables where !assignment.contains("=") || assignment.hasPrefix("=") {
             throw ValidationError("--set '\(assignment)' must look like name=value")
+        }
+        let bases = (httpBase.map { [$0] } ?? []) + variables.filter { $0.hasPrefix("http_base=") }.map { String($0.dropFirst(10)) }
+        for base in bases where !base.isEmpty {
+            guard let url = URL(string: base), url.scheme == "http", url.host?.isEmpty == false, url.query == nil, url.fragment == nil else {
+                throw ValidationError("--http-base '\(base)' is not an http:// URL such as http://10.0.0.1:8080 (boot loaders fetch plain HTTP only)")
+            }
         }
     }
 
@@ -94,6 +106,7 @@ struct PlanArguments: ParsableArguments {
                 let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
+            if let httpBase { values["http_base"] = httpBase }
             let options = PlanOptions(
                 searchPath: searchPath,
                 environmentSearchPath: ProcessInfo.processInfo.environment["DROPS_SEARCH_PATH"].flatMap { $0.isEmpty ? nil : $0 },

@@ -196,6 +196,9 @@ struct DropsRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Whose TFTP server the firmware uses: drops (ours) or qemu (QEMU's built-in one, for comparison).", valueName: "server"))
     var tftp: TFTPProvider = .drops
 
+    @Flag(name: .long, help: "Serve the kernel and modules over HTTP too, at the port of the tree's http_base (drops-build profile NAME --http-base http://10.0.2.2:PORT).")
+    var http = false
+
     @Option(name: .long, help: ArgumentHelp("Also write the serial output to this file.", valueName: "file"))
     var serialLog: String?
 
@@ -254,6 +257,9 @@ struct DropsRun: ParsableCommand {
             throw ValidationError("--keep-on, --wait, --interface, --control and --retries go with --host")
         }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if http && (host != nil || network == .private || tapDevice != nil || tftp == .qemu || chain == .qemu || chain == .iso || chain == .grub) {
+            throw ValidationError("--http serves HTTP beside drops-run's own TFTP server under --network user, for --chain ipxe or pxelinux; on a lab network give drops-serve pxe --http-port")
+        }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }
         guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 64") }
         guard MachineOptions.nicModels[nic] != nil else {
@@ -327,6 +333,7 @@ struct DropsRun: ParsableCommand {
         options.mac = mac
         options.firmware = firmware
         options.tftp = tftp
+        options.http = http
         options.serialLog = serialLog
         options.qemuArguments = qemuArg
         options.noVerify = noVerify

@@ -108,6 +108,25 @@ import Testing
 
     // MARK: iPXE
 
+    /// With http_base the loaders that speak HTTP name every image by its URL under the base.
+    @Test func httpBaseTurnsPathsIntoURLs() throws {
+        let menu = try menu(variables: ["http_base": "http://10.0.0.1:8080/"])
+        let script = lines(IPXEScript.render(menu))
+        #expect(script.contains("kernel --name boot http://10.0.0.1:8080/srv/tftp/demo/bin/boot -serial || goto failed"), "\(script)")
+        #expect(script.contains("module --name s0 http://10.0.0.1:8080/srv/tftp/demo/bin/s0 || goto failed"))
+        let pxelinux = PXELinuxConfig.render(menu)
+        #expect(pxelinux.contains("APPEND http://10.0.0.1:8080/srv/tftp/demo/bin/boot -serial --- http://10.0.0.1:8080/srv/tftp/demo/bin/kern -nokdb"), "\(pxelinux)")
+        #expect(IPXEMultibootLimits.uriBase(menu) == "http://10.0.0.1:8080/srv/tftp/demo/")
+        let paths = BootPathAnalysis.paths(menu: menu, supportFiles: BootLoaderFiles.pxelinux.map(\.treePath))
+        #expect(paths.first { $0.name == "ipxe" }?.http == true)
+        #expect(paths.first { $0.name == "pxelinux" }?.http == true)
+        #expect(paths.first { $0.name == "grub2" }?.http == false && paths.first { $0.name == "grub2" }?.httpReason?.isEmpty == false)
+        // Without it: TFTP as before, and the manifest says nothing of HTTP.
+        let plain = try self.menu()
+        #expect(!IPXEScript.render(plain).contains("http://"))
+        #expect(BootPathAnalysis.paths(menu: plain, supportFiles: []).allSatisfy { $0.http == nil })
+    }
+
     @Test func ipxeDirectFormNamesEveryImage() throws {
         #expect(lines(IPXEScript.render(try menu())) == [
             "#!ipxe",

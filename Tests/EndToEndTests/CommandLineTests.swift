@@ -161,6 +161,24 @@ import Testing
         }
     }
 
+    /// HTTP options that cannot work: named, exit status 2, nothing built or served.
+    @Test func httpOptionsThatCannotWorkAreRefused() throws {
+        let (work, _) = workspace()
+        for (tool, arguments, words) in [
+            ("drops-build", ["profile", "selftest", "--http-base", "https://10.0.0.1"], "is not an http:// URL"),
+            ("drops-build", ["profile", "selftest", "--set", "http_base=ftp://x"], "is not an http:// URL"),
+            ("drops-run", ["x", "--http", "--chain", "grub"], "--http serves HTTP beside drops-run's own TFTP server"),
+            ("drops-run", ["x", "--http", "--network", "private"], "--http serves HTTP"),
+            ("drops-serve", ["tftp", "--http-address", "127.0.0.1"], "--http-address goes with --http-port"),
+            ("drops-serve", ["http", "--http-port", "70000"], "--http-port must be 1 to 65535"),
+        ] {
+            let result = try run(tool, arguments, in: work.path)
+            #expect(result.status == 2, "\(tool) \(arguments)")
+            #expect(result.stderr.contains(words), "\(tool) \(arguments): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/out/selftest"))
+    }
+
     @Test func helpIsThereForEveryCommand() throws {
         let (work, _) = workspace()
         for (tool, args) in [("drops-build", ["--help"]), ("drops-build", ["profile", "--help"]), ("drops-run", ["--help"]), ("drops-serve", ["--help"])] {

@@ -30,6 +30,18 @@ enum DropsRunTool {
             })
         }
 
+        /// Files delivered over one protocol (`tftp` or `http`), as paths in the tree.
+        func served(via protocolName: String) -> Set<String> {
+            let records = summary["served"] as? [[String: Any]] ?? []
+            let profile = (summary["profile"] as? String ?? "") + "/"
+            return Set(records.filter { $0["outcome"] as? String == "ok" && $0["via"] as? String == protocolName }.compactMap { $0["file"] as? String }.map { name in
+                var path = Substring(name)
+                while path.hasPrefix("/") { path = path.dropFirst() }
+                if path.hasPrefix(profile) { path = path.dropFirst(profile.count) }
+                return String(path)
+            })
+        }
+
         var failedModules: [String] {
             (summary["modules"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool == false }.compactMap { $0["name"] as? String }
         }
