@@ -29,6 +29,9 @@ public final class HTTPFileServer: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
         public var stripPrefixes: [String] = []
+        /// Files served under a name of the root without being in it (boot programs made at
+        /// start), as TFTP's extraFiles: root-relative name → path.
+        public var extraFiles: [String: String] = [:]
         /// Seconds a connection may stay without a byte either way before it is closed.
         public var idleSeconds: Int64 = 30
         /// Bytes all header lines of one request may take together, and one line alone.
@@ -188,7 +191,7 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
             return record(405, reason: "only GET and HEAD")
         }
         let path: String
-        do { path = try HTTPRequestPath.resolve(target: request.uri, with: server.resolver) } catch {
+        do { path = try HTTPRequestPath.resolve(target: request.uri, with: server.resolver, extraFiles: server.configuration.extraFiles) } catch {
             switch error {
             case let .badRequest(reason):
                 refuse(.badRequest, request, context: context)
@@ -215,7 +218,7 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Accept-Ranges", value: "bytes")
         headers.add(name: "Content-Type", value: "application/octet-stream")
-        let relative = String(path.dropFirst(server.resolver.realRoot.count + 1))
+        let relative = path.hasPrefix(server.resolver.realRoot + "/") ? String(path.dropFirst(server.resolver.realRoot.count + 1)) : ""
         let etag = server.etags[relative].map { "\"\($0)\"" }
         if let etag { headers.add(name: "ETag", value: etag) }
         var status = HTTPResponseStatus.ok

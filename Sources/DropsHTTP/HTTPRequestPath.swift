@@ -30,9 +30,11 @@ public enum HTTPRequestPath {
         return name
     }
 
-    /// The real path of the file to serve, or why not.
-    public static func resolve(target: String, with resolver: PathResolver) throws(Failure) -> String {
+    /// The real path of the file to serve, or why not. `extraFiles` are served by their
+    /// root-relative names from where they are.
+    public static func resolve(target: String, with resolver: PathResolver, extraFiles: [String: String] = [:]) throws(Failure) -> String {
         let name = try name(fromTarget: target)
+        if !extraFiles.isEmpty, let relative = try? resolver.relativePath(name), let path = extraFiles[relative] { return path }
         do { return try resolver.resolveForReading(name) } catch {
             throw .refused(status: error.code == .fileNotFound ? 404 : 403, reason: error.reason)
         }

@@ -105,7 +105,7 @@ public struct BootPolicy: Sendable {
                 }
                 return choice(grub, "GRUB 2 (i386-pc)")
             }
-        case .efiX64:
+        case .efiX64, .efiX64HTTP:
             if profile.isLinux {
                 if client.isIPXE { return choice("\(profileName)/boot.ipxe", "iPXE script") }
                 if let ipxe = firmware.ipxeEFI { return choice(ipxe, "iPXE for UEFI, then \(profileName)/boot.ipxe") }

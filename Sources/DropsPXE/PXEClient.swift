@@ -4,6 +4,8 @@ public enum ClientArchitecture: Sendable, Equatable, CustomStringConvertible {
     case x86BIOS
     case efiIA32
     case efiX64
+    /// 16: x86-64 UEFI HTTP Boot, which asks for an http:// URI instead of a TFTP file.
+    case efiX64HTTP
     case other(UInt16)
 
     public init(code: UInt16) {
@@ -13,6 +15,7 @@ public enum ClientArchitecture: Sendable, Equatable, CustomStringConvertible {
         // 7 is "EFI BC", which every x86-64 UEFI firmware sends; 9 is what the registry
         // later named x86-64. Firmware in the field uses both.
         case 7, 9: self = .efiX64
+        case 16: self = .efiX64HTTP
         default: self = .other(code)
         }
     }
@@ -22,6 +25,7 @@ public enum ClientArchitecture: Sendable, Equatable, CustomStringConvertible {
         case .x86BIOS: return "x86 BIOS"
         case .efiIA32: return "EFI IA32"
         case .efiX64: return "x86-64 UEFI"
+        case .efiX64HTTP: return "x86-64 UEFI HTTP"
         case let .other(code): return "architecture \(code)"
         }
     }
@@ -56,6 +60,9 @@ public struct PXEClient: Sendable, Equatable {
 
     /// Vendor class `PXEClient…`: the only requests a proxyDHCP server may answer.
     public var isPXE: Bool { vendorClass.hasPrefix("PXEClient") }
+
+    /// Vendor class `HTTPClient…`: UEFI HTTP Boot, answered with an http:// URI.
+    public var isHTTPClient: Bool { vendorClass.hasPrefix("HTTPClient") }
 
     /// Option 77 as iPXE sends it (the bare text) and as RFC 3004 defines it (length-prefixed
     /// class names); both forms are read.

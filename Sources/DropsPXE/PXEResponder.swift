@@ -51,6 +51,9 @@ public struct PXEResponder: Sendable {
     public var leases: LeasePool?
     /// With --dhcp-range: the router (option 3) every address answer names, when there is one.
     public var router: IPv4?
+    /// The URL of our HTTP listener (`http://ADDRESS:PORT`), when there is one: UEFI HTTP Boot
+    /// clients get their boot program's URI under it; without it they get no answer.
+    public var httpBase: String?
 
     public init(serverAddress: IPv4, policy: BootPolicy, leases: LeasePool? = nil, router: IPv4? = nil) {
         self.serverAddress = serverAddress
@@ -76,9 +79,13 @@ public struct PXEResponder: Sendable {
         if leases != nil, port == .dhcp {
             return respondWithAddress(request, client: client, type: type, now: now, exchange: exchange)
         }
-        // proxyDHCP: PXE clients only, never an address.
-        guard client.isPXE else {
+        // proxyDHCP: PXE and HTTP Boot clients only, never an address.
+        guard client.isPXE || client.isHTTPClient else {
             exchange.outcome = "ignored: not a PXE client (vendor class '\(client.vendorClass)')"
+            return (nil, exchange)
+        }
+        if client.isHTTPClient && httpBase == nil {
+            exchange.outcome = "no answer: a UEFI HTTP Boot client, and this server has no HTTP listener (--http-port)"
             return (nil, exchange)
         }
         let replyType: DHCPMessageType
@@ -105,7 +112,7 @@ public struct PXEResponder: Sendable {
         case let .success(choice):
             let reply = bootReply(to: request, client: client, type: replyType, choice: choice, address: .zero)
             exchange.hostName = choice.hostName
-            exchange.outcome = "proxy \(replyType == .offer ? "offer" : "ack") \(choice.file) (\(choice.how), profile \(choice.profile))"
+            exchange.outcome = "proxy \(replyType == .offer ? "offer" : "ack") \(shown(choice, for: client)) (\(choice.how), profile \(choice.profile))"
             exchange.answered = true
             return ((reply, destination(request, port: port)), exchange)
         }
@@ -123,7 +130,9 @@ public struct PXEResponder: Sendable {
         let serverID = request.options[DHCPOptionCode.serverIdentifier].flatMap { $0.count == 4 ? IPv4(bytes: $0[...]) : nil }
         var choice: BootChoice?
         var refusal: BootRefusal?
-        if client.isPXE {
+        if client.isHTTPClient && httpBase == nil {
+            refusal = BootRefusal(reason: "a UEFI HTTP Boot client, and this server has no HTTP listener (--http-port)")
+        } else if client.isPXE || client.isHTTPClient {
             switch policy.choose(for: client) {
             case let .success(chosen): choice = chosen
             case let .failure(reason): refusal = reason
@@ -149,7 +158,7 @@ public struct PXEResponder: Sendable {
             }
             return reply
         }
-        let boot = choice.map { ", boot \($0.file) (\($0.how), profile \($0.profile))" }
+        let boot = choice.map { ", boot \(shown($0, for: client)) (\($0.how), profile \($0.profile))" }
             ?? refusal.map { ", no boot file: \($0.reason)" } ?? ""
         switch type {
         case .discover:
@@ -208,11 +217,21 @@ public struct PXEResponder: Sendable {
         return reply
     }
 
-    /// An answer that makes PXE firmware fetch `choice.file` from us at once.
+    /// An answer that makes PXE firmware fetch `choice.file` from us at once; for a UEFI HTTP
+    /// Boot client, its http:// URI under our HTTP listener, with vendor class HTTPClient
+    /// (UEFI 2.5+, 24.7: the client takes the offer by that class and the URI in the file).
     private func bootReply(to request: DHCPMessage, client: PXEClient, type: DHCPMessageType, choice: BootChoice, address: IPv4) -> DHCPMessage {
         var reply = baseReply(to: request, type: type)
         reply.yourAddress = address
         reply.serverAddress = serverAddress
+        if client.isHTTPClient, let httpBase {
+            let uri = "\(httpBase)/\(choice.file)"
+            reply.bootFile = uri.utf8.count <= 127 ? uri : ""
+            reply.options[DHCPOptionCode.bootFileName] = Array(uri.utf8)
+            reply.options[DHCPOptionCode.vendorClass] = Array("HTTPClient".utf8)
+            if let machineID = client.machineID { reply.options[DHCPOptionCode.clientMachineID] = machineID }
+            return reply
+        }
         reply.bootFile = choice.file
         reply.options[DHCPOptionCode.vendorClass] = Array("PXEClient".utf8)
         // PXE sub-option 6 (discovery control), bit 3: boot the file named in this answer
@@ -222,6 +241,12 @@ public struct PXEResponder: Sendable {
         // The file field holds 127 bytes; longer names also travel as option 67.
         if choice.file.utf8.count > 127 { reply.options[DHCPOptionCode.bootFileName] = Array(choice.file.utf8) }
         return reply
+    }
+
+    /// The boot file as the client gets it: a name on the TFTP server, or an HTTP Boot URI.
+    private func shown(_ choice: BootChoice, for client: PXEClient) -> String {
+        if client.isHTTPClient, let httpBase { return "\(httpBase)/\(choice.file)" }
+        return choice.file
     }
 
     private func destination(_ request: DHCPMessage, port: PXEPort) -> ReplyDestination {

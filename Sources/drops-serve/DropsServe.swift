@@ -186,9 +186,10 @@ struct TransferOptions: ParsableArguments {
 
     /// The HTTP listener beside TFTP, when --http-port asks for one: the same root, the same
     /// prefixes, the same log format.
-    func startHTTP(defaultHost: String, group: EventLoopGroup) throws -> HTTPFileServer? {
+    func startHTTP(defaultHost: String, group: EventLoopGroup, extraFiles: [String: String] = [:]) throws -> HTTPFileServer? {
         guard let httpPort else { return nil }
         var configuration = HTTPFileServer.Configuration(root: root)
+        configuration.extraFiles = extraFiles
         configuration.host = httpAddress ?? defaultHost
         configuration.port = httpPort
         configuration.stripPrefixes = stripPrefixes

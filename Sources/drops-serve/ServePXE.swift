@@ -130,7 +130,10 @@ struct ServePXE: ParsableCommand {
         let pxe: PXEServer
         do {
             tftp = try TFTPServer(configuration: tftpConfiguration, group: group)
-            var configuration = PXEServer.Configuration(interface: setup.interface, responder: setup.responder, leaseFile: setup.leaseFile)
+            var responder = setup.responder
+            // UEFI HTTP Boot clients get their boot program's URI on our HTTP listener.
+            if let httpPort = transfer.httpPort { responder.httpBase = "http://\(transfer.httpAddress ?? setup.interface.address.description):\(httpPort)" }
+            var configuration = PXEServer.Configuration(interface: setup.interface, responder: responder, leaseFile: setup.leaseFile)
             configuration.jsonLog = transfer.logFormat == "json"
             pxe = PXEServer(configuration: configuration, group: group, logger: logger)
             // DHCP first: when its port is taken, nothing at all is served.
@@ -164,7 +167,7 @@ struct ServePXE: ParsableCommand {
             logger.notice("control socket \(server.path) (drops-run --host points machines through it)")
         }
         let http: HTTPFileServer?
-        do { http = try transfer.startHTTP(defaultHost: setup.interface.address.description, group: group) } catch {
+        do { http = try transfer.startHTTP(defaultHost: setup.interface.address.description, group: group, extraFiles: setup.extraFiles) } catch {
             controlServer?.stop()
             pxe.stop()
             tftp.shutdown(grace: .seconds(0))
