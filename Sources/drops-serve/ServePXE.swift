@@ -33,6 +33,8 @@ struct ServePXE: ParsableCommand {
               UEFI, multiboot         a GRUB 2 x86_64-efi image made at start
                                       (package grub-efi-amd64-bin), then grub.cfg
               already iPXE            PROFILE/boot.ipxe at once (no iPXE loop)
+              UEFI HTTP Boot          the UEFI boot program as an http:// URI on the
+                                      --http-port listener (vendor class HTTPClient)
 
             --dhcp-range FIRST-LAST makes this a full DHCP server for an isolated lab network \
             with no other DHCP server: every client gets an address and our address as its \
