@@ -34,7 +34,11 @@ public enum HTTPRequestPath {
     /// root-relative names from where they are.
     public static func resolve(target: String, with resolver: PathResolver, extraFiles: [String: String] = [:]) throws(Failure) -> String {
         let name = try name(fromTarget: target)
-        if !extraFiles.isEmpty, let relative = try? resolver.relativePath(name), let path = extraFiles[relative] { return path }
+        if !extraFiles.isEmpty {
+            // Every HTTP path starts with a slash; the boot programs' names do not.
+            let bare = String(name.drop { $0 == "/" })
+            if let path = extraFiles[bare] ?? (try? resolver.relativePath(name)).flatMap({ extraFiles[$0] }) { return path }
+        }
         do { return try resolver.resolveForReading(name) } catch {
             throw .refused(status: error.code == .fileNotFound ? 404 : 403, reason: error.reason)
         }

@@ -36,6 +36,14 @@ import Testing
         #expect(throws: HTTPRequestPath.Failure.self) { try HTTPRequestPath.name(fromTarget: "http://example.org/selftest") }
     }
 
+    @Test func bootProgramsMadeAtStartAreServedByName() throws {
+        let (_, resolver) = try root()
+        let extra = ["ipxe.efi": "/usr/lib/ipxe/ipxe.efi", "selftest/grub/x86_64-efi/core.efi": "/tmp/scratch/core.efi"]
+        #expect(try HTTPRequestPath.resolve(target: "/ipxe.efi", with: resolver, extraFiles: extra) == "/usr/lib/ipxe/ipxe.efi")
+        #expect(try HTTPRequestPath.resolve(target: "/selftest/grub/x86_64-efi/core.efi", with: resolver, extraFiles: extra) == "/tmp/scratch/core.efi")
+        #expect(throws: HTTPRequestPath.Failure.self) { try HTTPRequestPath.resolve(target: "/../ipxe.efi", with: resolver, extraFiles: extra) }
+    }
+
     @Test func rangesAreReadAsRFC9110Says() {
         #expect(ByteRange(header: nil, size: 100) == .whole)
         #expect(ByteRange(header: "bytes=0-9", size: 100) == .part(first: 0, last: 9))

@@ -113,6 +113,24 @@ struct LabBootTests {
         #expect(lab.waitFor("read linux/bin/vmlinuz", in: "pxe", seconds: 5) && lab.waitFor("read selftest/bin/ramdisk.img", in: "pxe", seconds: 5), "\(lab.log("pxe"))")
     }
 
+    /// UEFI HTTP Boot: OVMF with PXE switched off (fw_cfg) asks as an HTTPClient and gets
+    /// iPXE for UEFI as an http:// URI on drops-serve's HTTP listener; iPXE then boots the
+    /// linux tree.
+    @Test func uefiHTTPBootGetsItsBootProgramOverHTTP() throws {
+        let root = try Self.trees.get()
+        try #require(FileManager.default.fileExists(atPath: "/usr/share/OVMF/OVMF_CODE.fd"), "install ovmf (make deps)")
+        let lab = try LabNetwork(taps: 1)
+        try serve(lab, root: root, hosts: "default_profile = \"linux\"\n", arguments: ["--http-port", "8080"])
+        let run = try boot(lab, tree: root + "/linux", ["--tap-device", "tap0", "--mac", "52:54:00:77:00:0c", "--firmware", "uefi", "--nic", "virtio",
+                                                        "--qemu-arg=-global", "--qemu-arg=virtio-net-pci.romfile=",
+                                                        "--qemu-arg=-fw_cfg", "--qemu-arg=name=opt/org.tianocore/IPv4PXESupport,string=n",
+                                                        "--qemu-arg=-fw_cfg", "--qemu-arg=name=opt/org.tianocore/IPv6PXESupport,string=n"])
+        let log = lab.log("pxe")
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))\n\(log.suffix(3000))")
+        #expect(log.contains("arch=\"x86-64 UEFI HTTP\" DHCPDISCOVER port 67: proxy offer http://\(LabNetwork.serverAddress):8080/ipxe.efi"), "\(log)")
+        #expect(log.contains("http GET /ipxe.efi") && log.contains("status=200"), "\(log)")
+    }
+
     /// GRUB 2 for both firmwares. UEFI cannot load a multiboot chain: a UEFI machine given a
     /// multiboot profile gets a GRUB 2 image for x86_64-efi made at start, which loads the
     /// tree's grub.cfg and the chain and leaves the firmware before the kernel runs. A BIOS
