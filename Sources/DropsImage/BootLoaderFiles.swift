@@ -75,8 +75,8 @@ public enum BootPathAnalysis {
                     result[index].http = true
                     result[index].httpReason = "lpxelinux.0 and its configuration come over TFTP, every image from \(base)"
                 case "grub2":
-                    result[index].http = false
-                    result[index].httpReason = "grub.cfg names the TFTP server: GRUB 2's (http,HOST:PORT) devices are not written yet"
+                    result[index].http = true
+                    result[index].httpReason = "grub.cfg loads the kernel and every module from \(Grub2Config.httpDevice(menu).map { $0.device + $0.path } ?? base); the GRUB image and grub.cfg come over TFTP"
                 case "qemu-multiboot":
                     result[index].http = false
                     result[index].httpReason = "QEMU's loader reads the tree's files from disk"

@@ -4,9 +4,10 @@ import DropsModel
 
 /// A GRUB 2 network boot image made with Debian's grub-mkimage: the modules a multiboot (or
 /// Linux) netboot needs are built in, and its prefix points at the tree's grub/ folder on one
-/// TFTP server and port, so it loads grub/grub.cfg and every image from there. GRUB 2 can
-/// name a port (`(tftp,IP:PORT)`), which lets it fetch from a server that does not listen on
-/// port 69. The same grub.cfg serves both platforms.
+/// TFTP server and port, so it loads grub/grub.cfg and every image from there (a tree built
+/// with --http-base names its images on the HTTP server, `(http,IP:PORT)`, which the http
+/// module reads). GRUB 2 can name a port (`(tftp,IP:PORT)`), which lets it fetch from a
+/// server that does not listen on port 69. The same grub.cfg serves both platforms.
 public enum GrubNetImage {
     /// The firmware an image is made for.
     public enum Platform: String, Sendable, CaseIterable {
@@ -28,7 +29,7 @@ public enum GrubNetImage {
         /// Built in, so nothing but grub.cfg and the images has to come over the network:
         /// the firmware's network driver, TFTP, the loaders and the commands grub.cfg uses.
         var modules: [String] {
-            [self == .bios ? "pxe" : "efinet", "tftp", "multiboot", "linux", "normal", "configfile", "echo", "test", "serial", "terminal"]
+            [self == .bios ? "pxe" : "efinet", "tftp", "http", "multiboot", "linux", "normal", "configfile", "echo", "test", "serial", "terminal"]
         }
     }
 

@@ -257,8 +257,8 @@ struct DropsRun: ParsableCommand {
             throw ValidationError("--keep-on, --wait, --interface, --control and --retries go with --host")
         }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
-        if http && (host != nil || network == .private || tapDevice != nil || tftp == .qemu || chain == .qemu || chain == .iso || chain == .grub) {
-            throw ValidationError("--http serves HTTP beside drops-run's own TFTP server under --network user, for --chain ipxe or pxelinux; on a lab network give drops-serve pxe --http-port")
+        if http && (host != nil || network == .private || tapDevice != nil || tftp == .qemu || chain == .qemu || chain == .iso) {
+            throw ValidationError("--http serves HTTP beside drops-run's own TFTP server under --network user, for --chain ipxe, pxelinux or grub; on a lab network give drops-serve pxe --http-port")
         }
         if let memory, memory < 16 { throw ValidationError("--memory must be at least 16 MiB") }
         guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 64") }

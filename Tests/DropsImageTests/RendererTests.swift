@@ -120,7 +120,10 @@ import Testing
         let paths = BootPathAnalysis.paths(menu: menu, supportFiles: BootLoaderFiles.pxelinux.map(\.treePath))
         #expect(paths.first { $0.name == "ipxe" }?.http == true)
         #expect(paths.first { $0.name == "pxelinux" }?.http == true)
-        #expect(paths.first { $0.name == "grub2" }?.http == false && paths.first { $0.name == "grub2" }?.httpReason?.isEmpty == false)
+        #expect(paths.first { $0.name == "grub2" }?.http == true)
+        let grub = Grub2Config.render(menu)
+        #expect(grub.contains("  multiboot '(http,10.0.0.1:8080)/srv/tftp/demo/bin/boot' boot -serial"), "\(grub)")
+        #expect(paths.first { $0.name == "qemu-multiboot" }?.http == false)
         // Without it: TFTP as before, and the manifest says nothing of HTTP.
         let plain = try self.menu()
         #expect(!IPXEScript.render(plain).contains("http://"))

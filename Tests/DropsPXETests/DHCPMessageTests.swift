@@ -21,8 +21,8 @@ import Testing
         #expect(ovmf.architecture == .efiX64 && !ovmf.isIPXE && ovmf.isPXE)
 
         let http = PXEClient(try DHCPMessage.decode(CapturedPackets.ovmfHTTPDiscover))
-        #expect(!http.isPXE)
-        #expect(http.architecture == .other(16))
+        #expect(!http.isPXE && http.isHTTPClient)
+        #expect(http.architecture == .efiX64HTTP)
 
         let plain = PXEClient(try DHCPMessage.decode(CapturedPackets.udhcpcDiscover))
         #expect(plain.vendorClass == "udhcp 1.35.0" && !plain.isPXE && !plain.isIPXE)

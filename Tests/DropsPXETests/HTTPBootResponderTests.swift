@@ -6,12 +6,12 @@ import Testing
 /// architecture is 16 gets the http:// URI of its boot program on our HTTP listener, with
 /// vendor class HTTPClient in the answer, as proxyDHCP and as a full DHCP server.
 @Suite struct HTTPBootResponderTests {
-    /// OVMF's PXE DISCOVER, turned into the HTTP Boot request the same firmware sends
-    /// (vendor class HTTPClient:Arch:00016, option 93 = 16).
-    func httpDiscover(_ base: [UInt8] = CapturedPackets.ovmfPXEDiscover) throws -> DHCPMessage {
-        var request = try DHCPMessage.decode(base)
-        request.options[DHCPOptionCode.vendorClass] = Array("HTTPClient:Arch:00016:UNDI:003000".utf8)
-        request.options[DHCPOptionCode.clientArchitecture] = [0, 16]
+    /// OVMF's HTTP Boot DISCOVER as captured (vendor class HTTPClient:Arch:00016), from the
+    /// machine the hosts file sends to the linux profile.
+    func httpDiscover() throws -> DHCPMessage {
+        var request = try DHCPMessage.decode(CapturedPackets.ovmfHTTPDiscover)
+        request.hardwareAddress = [0x52, 0x54, 0, 0x77, 0, 0x02] + Array(repeating: 0, count: 10)
+        #expect(PXEClient(request).isHTTPClient && PXEClient(request).architecture == .efiX64HTTP)
         return request
     }
 

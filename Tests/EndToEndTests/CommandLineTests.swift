@@ -167,7 +167,7 @@ import Testing
         for (tool, arguments, words) in [
             ("drops-build", ["profile", "selftest", "--http-base", "https://10.0.0.1"], "is not an http:// URL"),
             ("drops-build", ["profile", "selftest", "--set", "http_base=ftp://x"], "is not an http:// URL"),
-            ("drops-run", ["x", "--http", "--chain", "grub"], "--http serves HTTP beside drops-run's own TFTP server"),
+            ("drops-run", ["x", "--http", "--chain", "qemu"], "--http serves HTTP beside drops-run's own TFTP server"),
             ("drops-run", ["x", "--http", "--network", "private"], "--http serves HTTP"),
             ("drops-serve", ["tftp", "--http-address", "127.0.0.1"], "--http-address goes with --http-port"),
             ("drops-serve", ["http", "--http-port", "70000"], "--http-port must be 1 to 65535"),

@@ -9,29 +9,13 @@ import Testing
 /// serving the output folder, as a lab's web server would.
 @Suite(.serialized) struct HTTPBootTests {
     /// A port on this host that QEMU's guests reach as 10.0.2.2:PORT.
-    static func freePort(_ offset: Int) -> Int { 20000 + Int(getpid() % 5000) * 4 + offset }
+    static func freePort(_ offset: Int) -> Int { 20000 + Int(getpid() % 5000) * 8 + offset }
 
     func build(_ profile: String, out: TemporaryDirectory, base: String) throws -> BuildResult {
         try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
         let directory: String
         if profile == "short" {
-            out.write("profiles/short.toml", text: """
-                description = "three probe images, within iPXE's own multiboot limits"
-                api = "multiboot"
-                search_path = ["\(Repository.probeBuild)"]
-                milestones = [{ pattern = "DROPS-PROBE hello", timeout = 60 }, { pattern = "DROPS-PROBE end", timeout = 30 }]
-                [loader]
-                name = "probe"
-                role = "multiboot"
-                args = "-serial"
-                [[module]]
-                name = "fiasco"
-                role = "kernel"
-                args = "-nokdb -comport 1"
-                [[module]]
-                name = "sigma0"
-                role = "sigma0"
-                """)
+            out.write("profiles/short.toml", text: NetworkBootTests.shortProfile)
             directory = out.path + "/profiles"
         } else {
             directory = Repository.profiles
@@ -50,12 +34,12 @@ import Testing
         }
     }
 
-    @Test(arguments: [("selftest", "ipxe"), ("selftest", "pxelinux"), ("short", "ipxe")])
+    @Test(arguments: [("selftest", "ipxe"), ("selftest", "pxelinux"), ("short", "ipxe"), ("short", "grub")])
     func modulesComeOverDropsRunsOwnHTTP(profile: String, chain: String) throws {
         let out = TemporaryDirectory("drops-http-boot")
-        let port = Self.freePort(chain == "pxelinux" ? 1 : profile == "short" ? 2 : 0)
+        let port = Self.freePort(chain == "pxelinux" ? 1 : chain == "grub" ? 4 : profile == "short" ? 2 : 0)
         let result = try build(profile, out: out, base: "http://10.0.2.2:\(port)")
-        let http = result.manifest.bootPaths.first { $0.name == chain }
+        let http = result.manifest.bootPaths.first { $0.name == (chain == "grub" ? "grub2" : chain) }
         #expect(http?.http == true, "the manifest says the path fetches over HTTP: \(String(describing: http))")
         let run = try DropsRunTool.run([result.directory, "--chain", chain, "--http", "--json"])
         expectModulesOverHTTP(run, result)

@@ -74,31 +74,34 @@ enum DropsRunTool {
         return result
     }
 
+    /// Three probe images without quotes (see shortChain).
+    static let shortProfile = """
+        description = "three probe images"
+        api = "multiboot"
+        search_path = ["\(Repository.probeBuild)"]
+        milestones = [{ pattern = "DROPS-PROBE hello", timeout = 60 }, { pattern = "DROPS-PROBE end", timeout = 30 }]
+        [loader]
+        name = "probe"
+        role = "multiboot"
+        args = "-serial"
+        [[module]]
+        name = "fiasco"
+        role = "kernel"
+        args = "-nokdb -comport 1"
+        [[module]]
+        name = "sigma0"
+        role = "sigma0"
+        [[module]]
+        name = "names"
+        role = "server"
+        args = "--verbose=0"
+        """
+
     /// Three probe images without quotes: small enough for iPXE's own multiboot loader, and a
     /// command line GRUB 2 passes unchanged.
     func shortChain(_ out: TemporaryDirectory) throws -> BuildResult {
         try #require(SelftestBootTests.ready, "run `make probe` and install qemu-system-x86 first")
-        out.write("profiles/short.toml", text: """
-            description = "three probe images"
-            api = "multiboot"
-            search_path = ["\(Repository.probeBuild)"]
-            milestones = [{ pattern = "DROPS-PROBE hello", timeout = 60 }, { pattern = "DROPS-PROBE end", timeout = 30 }]
-            [loader]
-            name = "probe"
-            role = "multiboot"
-            args = "-serial"
-            [[module]]
-            name = "fiasco"
-            role = "kernel"
-            args = "-nokdb -comport 1"
-            [[module]]
-            name = "sigma0"
-            role = "sigma0"
-            [[module]]
-            name = "names"
-            role = "server"
-            args = "--verbose=0"
-            """)
+        out.write("profiles/short.toml", text: Self.shortProfile)
         let plan = try Planner.plan(try ProfileLoader(directory: out.path + "/profiles").load("short"), options: PlanOptions())
         return try ImageBuilder().build(plan, outputRoot: out.path + "/out")
     }
