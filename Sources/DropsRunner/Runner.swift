@@ -38,7 +38,9 @@ public struct Runner: Sendable {
         do { manifest = try TreeVerifier.loadManifest(directory: treeDirectory) } catch {
             throw RunFailure(error.description + (tree == image ? "" : " (looked for the profile's tree in \(tree); --build builds it)"))
         }
-        let chain = try labChain(manifest)
+        // A lab PC boots over its own chain from the hosts file, else --chain.
+        let machine = try labHost()
+        let chain = machine?.chain.flatMap { Chain(rawValue: $0) } ?? options.chain
         try checkChain(chain, manifest, treeDirectory: treeDirectory)
         if options.http { try checkHTTP(manifest) }
         let patterns = options.expectedPatterns(manifest)
@@ -55,7 +57,7 @@ public struct Runner: Sendable {
                                  + "or boot it as it is: --no-verify): " + differences.map(\.description).joined(separator: "; "))
             }
         }
-        if let machine = try labHost() {
+        if let machine {
             return try runOnLabPC(machine, chain: chain, manifest: manifest, treeDirectory: treeDirectory, watcher: watcher, patterns: patterns, limit: limit)
         }
         let interruption = options.network == .private ? Interruption() : nil
@@ -92,12 +94,6 @@ public struct Runner: Sendable {
             throw RunFailure("\(path): no host \(name)" + (known.isEmpty ? "" : "; the file has \(known)"), exitCode: RunExit.usage)
         }
         return machine
-    }
-
-    /// The chain: a lab PC's own from the hosts file, else --chain.
-    func labChain(_ manifest: Manifest) throws -> Chain {
-        guard options.host != nil, let machine = try labHost() else { return options.chain }
-        return machine.chain.flatMap { Chain(rawValue: $0) } ?? options.chain
     }
 
     /// --host: the lab PC booted and judged like a QEMU guest; an infrastructure failure is
