@@ -55,6 +55,8 @@ final class Deliveries: Sendable {
     struct State {
         var served: [TransferRecord] = []
         var control: RunControl?
+        /// The chain's first file has been delivered once in this attempt.
+        var entryDelivered = false
     }
 
     init(manifest: Manifest, progress: Progress, subject: String, entry: String?) {
@@ -66,7 +68,7 @@ final class Deliveries: Sendable {
 
     /// A new attempt begins: what came before is forgotten, `control` ends this one.
     func begin(_ control: RunControl) {
-        state.withLockedValue { $0 = State(served: [], control: control) }
+        state.withLockedValue { $0 = State(control: control) }
     }
 
     var served: [TransferRecord] { state.withLockedValue { $0.served } }
@@ -78,7 +80,9 @@ final class Deliveries: Sendable {
         let name = normalized(record.file)
         let (first, control, again) = state.withLockedValue { value -> (Bool, RunControl?, Bool) in
             let first = value.served.isEmpty
-            let again = record.outcome == "ok" && name == entry && value.served.contains { normalized($0.file) == entry && $0.outcome == "ok" }
+            let isEntry = record.outcome == "ok" && name == entry
+            let again = isEntry && value.entryDelivered
+            if isEntry { value.entryDelivered = true }
             value.served.append(record)
             return (first, value.control, again)
         }
@@ -140,8 +144,9 @@ enum HTTPBase {
 extension HTTPRequestRecord {
     /// An HTTP request as the run's list of delivered files holds it.
     var asTransfer: TransferRecord {
-        var name = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
-        name = name.removingPercentEncoding ?? name
+        // The file name as the server read it (decoded, without a query); the target as it
+        // came when it does not decode.
+        let name = (try? HTTPRequestPath.name(fromTarget: path)) ?? path
         return TransferRecord(client: client, direction: "http", file: name, options: "", bytes: bytes, seconds: seconds,
                               outcome: status < 400 ? "ok" : "HTTP \(status): \(reason)", retransmissions: 0)
     }
