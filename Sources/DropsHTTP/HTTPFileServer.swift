@@ -47,7 +47,8 @@ public final class HTTPFileServer: Sendable {
     let etags: [String: String]
     let logger: Logger
     private let group: EventLoopGroup
-    private let channel: NIOLockedValueBoxChannel
+    /// The listening channel, set once it is bound.
+    private let channel = NIOLockedValueBox<Channel?>(nil)
     private let observer = NIOLockedValueBox<(@Sendable (HTTPRequestRecord) -> Void)?>(nil)
 
     public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "drops.http")) throws(HTTPServerError) {
@@ -58,7 +59,6 @@ public final class HTTPFileServer: Sendable {
             throw .root(configuration.root, reason: error.reason)
         }
         etags = Self.manifestDigests(root: resolver.realRoot)
-        channel = NIOLockedValueBoxChannel()
     }
 
     /// Every file the manifests under the root list, by path from the root, with its SHA-256:
@@ -100,14 +100,14 @@ public final class HTTPFileServer: Sendable {
         do { bound = try bootstrap.bind(host: configuration.host, port: configuration.port).wait() } catch {
             throw .listen("\(configuration.host):\(configuration.port)", reason: "\(error)")
         }
-        channel.set(bound)
+        channel.withLockedValue { $0 = bound }
         let address = bound.localAddress!
         logger.notice("serving \(resolver.realRoot) over HTTP on \(configuration.host):\(address.port ?? configuration.port)")
         return address
     }
 
     public func stop() {
-        try? channel.get()?.close().wait()
+        try? channel.withLockedValue { $0 }?.close().wait()
     }
 
     /// Called after each answered request, with its log record (drops-run follows a boot so).
@@ -120,14 +120,6 @@ public final class HTTPFileServer: Sendable {
         let line = configuration.jsonLog ? record.json : record.text
         if record.status < 400 { logger.notice("\(line)") } else { logger.warning("\(line)") }
     }
-}
-
-/// The listening channel, set once it is bound.
-final class NIOLockedValueBoxChannel: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Channel?
-    func set(_ channel: Channel) { lock.withLock { value = channel } }
-    func get() -> Channel? { lock.withLock { value } }
 }
 
 /// One connection: requests in order (NIO's pipelining helper holds the next until this
@@ -240,42 +232,39 @@ final class HTTPFileHandler: ChannelInboundHandler, RemovableChannelHandler {
             return record(416, reason: "range \(request.headers.first(name: "Range") ?? "") outside the file's \(size) bytes")
         }
         headers.add(name: "Content-Length", value: String(count))
-        let keepAlive = request.isKeepAlive
-        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-        if request.method == .GET && count > 0 {
-            let region = FileRegion(fileHandle: file, readerIndex: first, endIndex: first + count)
-            context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
-        }
+        let body: IOData? = request.method == .GET && count > 0
+            ? .fileRegion(FileRegion(fileHandle: file, readerIndex: first, endIndex: first + count)) : nil
         let sent = request.method == .GET ? count : 0
         let code = Int(status.code)
-        let done = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        let channel = context.channel
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        done.futureResult.whenComplete { result in
-            if keepAlive { loopBound.value.0.armHeadDeadline(loopBound.value.1) }
+        respond(status, headers: headers, body: body, to: request, context: context) { result in
             try? file.close()
             if case .failure = result { record(code, bytes: 0, reason: "the client went away") } else { record(code, bytes: sent) }
-            if !keepAlive { channel.close(promise: nil) }
         }
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ request: HTTPRequestHead, context: ChannelHandlerContext, extra: [(String, String)] = []) {
-        let body = "\(status.code) \(status.reasonPhrase)\n"
+        let text = "\(status.code) \(status.reasonPhrase)\n"
         var headers = HTTPHeaders(extra)
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Content-Length", value: String(text.utf8.count))
+        let body: IOData? = request.method == .HEAD ? nil : .byteBuffer(context.channel.allocator.buffer(string: text))
+        respond(status, headers: headers, body: body, to: request, context: context) { _ in }
+    }
+
+    /// Writes a response and ends it; then the connection waits for its next request head
+    /// (keep-alive) or closes, and `done` learns whether the client took it all.
+    private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: IOData?, to request: HTTPRequestHead,
+                         context: ChannelHandlerContext, done: @escaping @Sendable (Result<Void, Error>) -> Void) {
+        var headers = headers
         let keepAlive = request.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-        if request.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
+        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         let channel = context.channel
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { result in
             if keepAlive { loopBound.value.0.armHeadDeadline(loopBound.value.1) } else { channel.close(promise: nil) }
+            done(result)
         }
     }
 }
