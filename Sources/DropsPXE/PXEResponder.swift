@@ -84,10 +84,6 @@ public struct PXEResponder: Sendable {
             exchange.outcome = "ignored: not a PXE client (vendor class '\(client.vendorClass)')"
             return (nil, exchange)
         }
-        if client.isHTTPClient && httpBase == nil {
-            exchange.outcome = "no answer: a UEFI HTTP Boot client, and this server has no HTTP listener (--http-port)"
-            return (nil, exchange)
-        }
         let replyType: DHCPMessageType
         switch (type, port) {
         case (.discover, .dhcp):
@@ -105,7 +101,7 @@ public struct PXEResponder: Sendable {
             exchange.outcome = "ignored: \(type.name) on port \(port.rawValue)"
             return (nil, exchange)
         }
-        switch policy.choose(for: client) {
+        switch bootChoice(for: client) {
         case let .failure(refusal):
             exchange.outcome = "no answer: \(refusal.reason)"
             return (nil, exchange)
@@ -130,10 +126,8 @@ public struct PXEResponder: Sendable {
         let serverID = request.options[DHCPOptionCode.serverIdentifier].flatMap { $0.count == 4 ? IPv4(bytes: $0[...]) : nil }
         var choice: BootChoice?
         var refusal: BootRefusal?
-        if client.isHTTPClient && httpBase == nil {
-            refusal = BootRefusal(reason: "a UEFI HTTP Boot client, and this server has no HTTP listener (--http-port)")
-        } else if client.isPXE || client.isHTTPClient {
-            switch policy.choose(for: client) {
+        if client.isPXE || client.isHTTPClient {
+            switch bootChoice(for: client) {
             case let .success(chosen): choice = chosen
             case let .failure(reason): refusal = reason
             }
@@ -241,6 +235,15 @@ public struct PXEResponder: Sendable {
         // The file field holds 127 bytes; longer names also travel as option 67.
         if choice.file.utf8.count > 127 { reply.options[DHCPOptionCode.bootFileName] = Array(choice.file.utf8) }
         return reply
+    }
+
+    /// The policy's choice, for a client this server can serve: a UEFI HTTP Boot client
+    /// needs our HTTP listener.
+    private func bootChoice(for client: PXEClient) -> Result<BootChoice, BootRefusal> {
+        if client.isHTTPClient && httpBase == nil {
+            return .failure(BootRefusal(reason: "a UEFI HTTP Boot client, and this server has no HTTP listener (--http-port)"))
+        }
+        return policy.choose(for: client)
     }
 
     /// The boot file as the client gets it: a name on the TFTP server, or an HTTP Boot URI.
