@@ -29,6 +29,14 @@ public enum ClientArchitecture: Sendable, Equatable, CustomStringConvertible {
         case let .other(code): return "architecture \(code)"
         }
     }
+
+    /// bios or uefi, for an architecture as `description` writes it (the `arch` of a logged
+    /// PXEExchange, which may add ", iPXE"); nil for one this server does not tell apart.
+    public static func firmware(described text: String) -> String? {
+        let known: [ClientArchitecture] = [.x86BIOS, .efiIA32, .efiX64, .efiX64HTTP]
+        guard let architecture = known.first(where: { text.hasPrefix($0.description) }) else { return nil }
+        return architecture == .x86BIOS ? "bios" : "uefi"
+    }
 }
 
 /// What a request says about the machine that sent it.

@@ -127,7 +127,7 @@ final class LabSession: BootServing {
             machine.askedForBoot()
             if exchange.answered { progress.say("drops-serve: \(exchange.request): \(exchange.outcome)") }
             // The hosts file says how the PC boots; a PC set up otherwise gets another boot program.
-            if let said = host.firmware, let asked = Self.firmware(ofArchitecture: exchange.architecture), asked != said,
+            if let said = host.firmware, let asked = ClientArchitecture.firmware(described: exchange.architecture), asked != said,
                !warned.withLockedValue({ value in defer { value = true }; return value }) {
                 progress.say("\(host.name) asks as \(exchange.architecture), but \(host.location) says firmware = \"\(said)\": "
                              + "check its boot mode in the firmware setup, or correct the hosts file")
@@ -135,13 +135,6 @@ final class LabSession: BootServing {
         })
         let events = progress.consoleEvents(patterns: watcher.patterns, failures: watcher.failures, subject: "machine", onLine: onLine)
         return try TargetBoot.run(machine, watcher: watcher, timeout: timeout, control: control, onEvent: events)
-    }
-
-    /// bios or uefi, from the architecture drops-serve read in a PXE request (option 93).
-    static func firmware(ofArchitecture text: String) -> String? {
-        if text.hasPrefix("x86 BIOS") { return "bios" }
-        if text.contains("UEFI") || text.hasPrefix("EFI") { return "uefi" }
-        return nil
     }
 
     /// Ends the boot in progress (a signal came).

@@ -23,6 +23,11 @@ import Testing
         let http = PXEClient(try DHCPMessage.decode(CapturedPackets.ovmfHTTPDiscover))
         #expect(!http.isPXE && http.isHTTPClient)
         #expect(http.architecture == .efiX64HTTP)
+        // The firmware behind an exchange's logged arch, as drops-run --host reads it back.
+        #expect(ClientArchitecture.firmware(described: "x86 BIOS, iPXE") == "bios")
+        #expect(ClientArchitecture.firmware(described: ClientArchitecture.efiX64HTTP.description) == "uefi")
+        #expect(ClientArchitecture.firmware(described: "EFI IA32") == "uefi")
+        #expect(ClientArchitecture.firmware(described: "architecture 11") == nil)
 
         let plain = PXEClient(try DHCPMessage.decode(CapturedPackets.udhcpcDiscover))
         #expect(plain.vendorClass == "udhcp 1.35.0" && !plain.isPXE && !plain.isIPXE)
