@@ -2,12 +2,10 @@ import DropsTFTP
 import Foundation
 
 /// What a tree boots on: a QEMU guest or a lab PC. A boot is the same on both (open the
-/// console, switch on, watch, switch off, judge); only these steps differ.
+/// console, switch on, watch, switch off, judge); only these steps differ. Where it boots
+/// from is set up before: a QEMU command names its network and server, a lab PC is pointed
+/// at the tree through drops-serve (QEMUSession, LabSession).
 public protocol BootTarget: AnyObject, Sendable {
-    /// What progress lines call it: "guest", or the lab PC's name.
-    var subject: String { get }
-    /// Where it boots from, for the progress line at power-on: the chain and the server.
-    var bootsFrom: String { get }
     /// Starts handing console bytes to `watch`. Called before `powerOn`, so nothing the
     /// target prints is missed; `control` ends the run when the target fails on its own.
     func openConsole(into watch: ConsoleWatch, control: RunControl) throws

@@ -26,7 +26,6 @@ final class LabMachine: BootTarget {
         var watching = false
     }
 
-    var subject: String { host.name }
     var failure: InfrastructureFailure? { state.withLockedValue { $0.failure } }
 
     /// Checks the host's power and console entries and its password file; touches nothing.

@@ -3,13 +3,10 @@ import DropsQEMU
 import Foundation
 import Logging
 
-
 /// A QEMU guest as a boot target: powering on starts QEMU, its serial console is QEMU's
 /// standard output, powering off ends the process.
 public final class QEMUGuest: BootTarget, @unchecked Sendable {
     public let command: QEMUCommand
-    public let bootsFrom: String
-    public var subject: String { "guest" }
     private let logger: Logger
     // Set up in openConsole and powerOn, which one thread calls in order before the wait.
     private let process = Process()
@@ -19,9 +16,8 @@ public final class QEMUGuest: BootTarget, @unchecked Sendable {
     private var errorsClosed = DispatchSemaphore(value: 0)
     private var watch: ConsoleWatch?
 
-    public init(command: QEMUCommand, bootsFrom: String = "", logger: Logger = Logger(label: "drops.qemu")) {
+    public init(command: QEMUCommand, logger: Logger = Logger(label: "drops.qemu")) {
         self.command = command
-        self.bootsFrom = bootsFrom
         self.logger = logger
     }
 

@@ -243,7 +243,7 @@ final class QEMUSession: BootServing {
         progress.say("starting \(command.executable) (\(kvm ? "KVM" : "TCG"), \(machine.nic), \(bootsFrom)" + (machine.uefi != nil ? ", UEFI" : "") + ")")
         let events = progress.consoleEvents(patterns: watcher.patterns, failures: watcher.failures, subject: "guest", onLine: onLine)
         do {
-            return try TargetBoot.run(QEMUGuest(command: command, bootsFrom: bootsFrom), watcher: watcher, timeout: timeout, control: control, onEvent: events)
+            return try TargetBoot.run(QEMUGuest(command: command), watcher: watcher, timeout: timeout, control: control, onEvent: events)
         } catch {
             throw RunFailure("\(error)")
         }
