@@ -139,7 +139,7 @@ let package = Package(
             ]
         ),
         // Synthetic binaries and temporary folders shared by the test targets.
-        .target(name: "DropsTestSupport", dependencies: ["DropsModel", "DropsQEMU"], path: "Tests/DropsTestSupport"),
+        .target(name: "DropsTestSupport", dependencies: ["DropsModel", "DropsQEMU", "DropsLab"], path: "Tests/DropsTestSupport"),
         // Lab PCs: power (IPMI through ipmitool, Wake-on-LAN, command hooks).
         .target(name: "DropsLab", dependencies: ["DropsModel", "DropsProcess", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "DropsLabTests", dependencies: ["DropsLab", "DropsModel", "DropsTestSupport",

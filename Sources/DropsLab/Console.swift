@@ -211,26 +211,14 @@ final class SerialOverLAN: Sendable {
         }
     }
 
-    /// A pseudo-terminal (master, slave), both raw: nothing echoed or translated.
+    /// A pseudo-terminal (master, slave), raw: nothing echoed or translated.
     static func openTerminal() -> (Int32, Int32)? {
-        let master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard master >= 0 else { return nil }
-        var unlock: Int32 = 0
-        var number: UInt32 = 0
-        // TIOCSPTLCK and TIOCGPTN: posix_openpt's unlockpt and ptsname, which Glibc's module lacks.
-        guard ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
-            Glibc.close(master)
-            return nil
-        }
-        let slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY)
+        guard let (master, device) = PseudoTerminalDevice.open() else { return nil }
+        let slave = Glibc.open(device, O_RDWR | O_NOCTTY)
         guard slave >= 0 else {
             Glibc.close(master)
             return nil
         }
-        var settings = termios()
-        tcgetattr(slave, &settings)
-        cfmakeraw(&settings)
-        tcsetattr(slave, TCSANOW, &settings)
         return (master, slave)
     }
 
@@ -254,6 +242,28 @@ final class SerialOverLAN: Sendable {
         let clean = !process.isRunning
         Programs.stop(process, grace: 1)
         if !clean { Self.deactivate(IPMIPowerSwitch(host: host, access: access).arguments) }
+    }
+}
+
+/// A new pseudo-terminal: its master's descriptor and its slave's device path, set raw (the
+/// line discipline echoes and translates nothing). Its slave stands for a serial line:
+/// ipmitool's terminal here, a QEMU guest's serial port in the tests.
+public enum PseudoTerminalDevice {
+    public static func open() -> (master: Int32, device: String)? {
+        let master = Glibc.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard master >= 0 else { return nil }
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        // TIOCSPTLCK and TIOCGPTN: posix_openpt's unlockpt and ptsname, which Glibc's module lacks.
+        guard ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
+            Glibc.close(master)
+            return nil
+        }
+        var settings = termios()
+        tcgetattr(master, &settings)
+        cfmakeraw(&settings)
+        tcsetattr(master, TCSANOW, &settings)
+        return (master, "/dev/pts/\(number)")
     }
 }
 

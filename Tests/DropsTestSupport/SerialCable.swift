@@ -1,3 +1,4 @@
+import DropsLab
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -10,20 +11,11 @@ public final class PseudoTerminal: @unchecked Sendable {
     public let device: String
 
     public init() throws {
-        // /dev/ptmx, unlocked (TIOCSPTLCK) and numbered (TIOCGPTN): posix_openpt's steps,
-        // which Swift's Glibc module leaves out.
-        master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
-        var unlock: Int32 = 0
-        var number: UInt32 = 0
-        guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
+        guard let (master, device) = PseudoTerminalDevice.open() else {
             throw NSError(domain: "PseudoTerminal", code: 1, userInfo: [NSLocalizedDescriptionKey: "no pseudo-terminal: \(String(cString: strerror(errno)))"])
         }
-        device = "/dev/pts/\(number)"
-        // Raw: the line discipline must not echo or translate anything.
-        var settings = termios()
-        tcgetattr(master, &settings)
-        cfmakeraw(&settings)
-        tcsetattr(master, TCSANOW, &settings)
+        self.master = master
+        self.device = device
     }
 
     public func write(_ text: String) {
